@@ -1,0 +1,1 @@
+"""The BM-NAS fusion search space: primitives, supernet, fixed network, genotype."""
