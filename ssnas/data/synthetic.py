@@ -1,0 +1,141 @@
+"""The embedded default dataset: two modalities with a planted fusion architecture.
+
+Generative process (all draws from one seeded generator, so a seed gives the same data anywhere):
+
+1. Each sample has a *shared* latent s in R^d (d = `shared_dim`, split in halves s_A and s_B) and,
+   per modality, a *modality-specific* nuisance latent u_m in R^`specific_dim`. All standard normal.
+2. The "image" modality has `image_levels` levels, each a (channels, side, side) map; the "text"
+   modality has `len(text_dims)` levels, each a vector. Every level is a fixed random linear map
+   (its own, drawn once per seed) of a content vector, plus per-sample Gaussian noise `noise`.
+3. Only the *planted* levels (`planted_image` of the image, `planted_text` of the text) carry the
+   shared latent: the image's planted level sees s_A clearly and s_B through heavy noise, the
+   text's sees s_B clearly and s_A through heavy noise. Every other level carries its modality's
+   nuisance u_m, plus a weak noisy leak (`leak`) of s so that no level is trivially useless.
+4. Label j is on when s_A[a_j] * s_B[b_j] + 0.5 (s_A[c_j] + s_B[d_j]) exceeds its own quantile,
+   chosen so that label frequencies spread from 5 % to 40 % (multi-label, imbalanced like MM-IMDB).
+
+So the labels depend on a multiplicative interaction between the planted image level and the
+planted text level: a network must fuse exactly those two levels to predict well, and modality-
+specific nuisance (strong and stable per sample) is what an instance-level contrastive objective
+can latch onto instead. The planted nodes default to image[2] and text[0], the levels BM-NAS's
+MM-IMDB architecture fuses, so that both similarity scores read on the same scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ssnas.data.pyramids import FeatureSet
+from ssnas.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    train: int = 2048  # samples in each split
+    dev: int = 512
+    test: int = 512
+    image_levels: int = 4
+    image_channels: int = 32
+    image_side: int = 4  # maps are side x side
+    text_dims: tuple[int, ...] = (16, 32)  # one vector level per entry
+    shared_dim: int = 8  # d: the latent both modalities observe (split into two halves)
+    specific_dim: int = 8  # per-modality nuisance latent
+    classes: int = 8
+    planted_image: int = 2  # which image level carries the shared latent
+    planted_text: int = 0  # which text level carries it
+    noise: float = 0.5  # per-sample noise on every feature
+    cross_noise: float = 1.5  # noise on the half of s a modality sees unclearly
+    leak: float = 0.3  # strength of the weak copy of s in non-planted levels
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text_dims", tuple(self.text_dims))
+        for name in ("train", "dev", "test", "image_levels", "image_channels", "image_side", "classes"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"data.synthetic.{name}: {getattr(self, name)} is out of range (>= 1)")
+        if self.shared_dim < 2 or self.shared_dim % 2:
+            raise ConfigError(f"data.synthetic.shared_dim: {self.shared_dim} must be even and >= 2")
+        if not self.text_dims or min(self.text_dims) < 1:
+            raise ConfigError(f"data.synthetic.text_dims: {list(self.text_dims)} needs one or more sizes >= 1")
+        if not 0 <= self.planted_image < self.image_levels:
+            raise ConfigError(f"data.synthetic.planted_image: {self.planted_image} is not a level (0..{self.image_levels - 1})")
+        if not 0 <= self.planted_text < len(self.text_dims):
+            raise ConfigError(f"data.synthetic.planted_text: {self.planted_text} is not a level (0..{len(self.text_dims) - 1})")
+        for name in ("noise", "cross_noise", "leak"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"data.synthetic.{name}: {getattr(self, name)} is out of range (>= 0)")
+
+    @property
+    def planted_nodes(self) -> tuple[str, str]:
+        """Names of the two input nodes the labels depend on."""
+        return (f"image[{self.planted_image}]", f"text[{self.planted_text}]")
+
+
+def _level(content: torch.Tensor, size: int, noise: float, g: torch.Generator) -> torch.Tensor:
+    """A fixed random linear read-out of `content` into `size` features, plus per-sample noise."""
+    mixing = torch.randn(content.shape[1], size, generator=g) / content.shape[1] ** 0.5
+    return content @ mixing + noise * torch.randn(content.shape[0], size, generator=g)
+
+
+def _labels(s_a: torch.Tensor, s_b: torch.Tensor, classes: int, g: torch.Generator) -> torch.Tensor:
+    half = s_a.shape[1]
+    pick = torch.randint(half, (classes, 4), generator=g)
+    scores = s_a[:, pick[:, 0]] * s_b[:, pick[:, 1]] + 0.5 * (s_a[:, pick[:, 2]] + s_b[:, pick[:, 3]])
+    frequencies = torch.linspace(0.05, 0.40, classes)
+    thresholds = torch.stack([torch.quantile(scores[:, j], 1 - frequencies[j]) for j in range(classes)])
+    return (scores > thresholds).to(torch.uint8)
+
+
+def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> FeatureSet:
+    """Generate the dataset of `config` (a few seconds at most at default sizes)."""
+    g = torch.Generator().manual_seed(config.seed)
+    n = config.train + config.dev + config.test
+    half = config.shared_dim // 2
+    shared = torch.randn(n, config.shared_dim, generator=g)
+    s_a, s_b = shared[:, :half], shared[:, half:]
+
+    def planted(clear: torch.Tensor, unclear: torch.Tensor, nuisance: torch.Tensor) -> torch.Tensor:
+        blurred = unclear + config.cross_noise * torch.randn(unclear.shape, generator=g)
+        return torch.cat((clear, blurred, 0.5 * nuisance), dim=1)
+
+    def unplanted(nuisance: torch.Tensor) -> torch.Tensor:
+        leak = config.leak * (shared + torch.randn(shared.shape, generator=g))
+        return torch.cat((nuisance, leak), dim=1)
+
+    map_size = config.image_channels * config.image_side**2
+    u_image = torch.randn(n, config.specific_dim, generator=g)
+    image = []
+    for k in range(config.image_levels):
+        content = planted(s_a, s_b, u_image) if k == config.planted_image else unplanted(u_image)
+        flat = _level(content, map_size, config.noise, g)
+        image.append(flat.view(n, config.image_channels, config.image_side, config.image_side))
+    u_text = torch.randn(n, config.specific_dim, generator=g)
+    text = []
+    for k, dims in enumerate(config.text_dims):
+        content = planted(s_b, s_a, u_text) if k == config.planted_text else unplanted(u_text)
+        text.append(_level(content, dims, config.noise, g))
+
+    labels = _labels(s_a, s_b, config.classes, g)
+    order = torch.randperm(n, generator=g)
+    splits = {
+        "train": order[: config.train],
+        "dev": order[config.train : config.train + config.dev],
+        "test": order[config.train + config.dev :],
+    }
+    return FeatureSet(
+        modalities=("image", "text"),
+        levels=(tuple(image), tuple(text)),
+        splits=splits,
+        labels=labels,
+        label_names=tuple(f"label{j}" for j in range(config.classes)),
+        source=f"synthetic(seed={config.seed})",
+    )
+
+
+def planted_recovery(input_nodes_used: set[str], planted: tuple[str, ...]) -> float:
+    """Jaccard overlap between the input nodes a genotype fuses and the planted ones, in [0, 1]."""
+    planted_set = set(planted)
+    union = input_nodes_used | planted_set
+    return len(input_nodes_used & planted_set) / len(union) if union else 1.0

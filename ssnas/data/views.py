@@ -1,0 +1,174 @@
+"""Two label-free views of a batch of input nodes, for the contrastive objective (DESIGN.md 1.6).
+
+Views are made on the stem's outputs, so the frozen backbones never run in the training loop. The
+default `cross_modal` policy shows the two views disjoint sets of modalities, so they can agree only
+through what the modalities share, which is what a fusion network has to find; `instance` shows both
+views every modality and perturbs each on its own, as SimCLR does with images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ssnas.errors import ConfigError
+
+VIEW_POLICIES: tuple[str, ...] = ("cross_modal", "instance")
+
+
+@dataclass(frozen=True)
+class ViewConfig:
+    """How the two views of a batch are made (the recipe's `[views]` section)."""
+
+    policy: str = "cross_modal"  # "cross_modal": disjoint modality subsets per view; "instance": all modalities
+    noise: float = 0.1  # std of additive Gaussian noise
+    channel_dropout: float = 0.1  # prob. of zeroing a channel (per sample, node, channel); survivors scaled 1/(1-p)
+    position_mask: float = 0.1  # prob. of zeroing a position (per sample, node, position)
+    modality_dropout: float = 0.0  # prob. (per sample) of blanking one random modality, never all; "instance" only
+    level_mix: float = 0.0  # per sample and node: x <- (1-lam) x + lam x_other_level, lam ~ U(0, level_mix)
+
+    def __post_init__(self) -> None:
+        if self.policy not in VIEW_POLICIES:
+            raise ConfigError(f"views.policy: {self.policy!r} is not one of {', '.join(VIEW_POLICIES)}")
+        _check_range("noise", self.noise, 0.0, math.inf, "(>= 0)")
+        for name in ("channel_dropout", "position_mask", "modality_dropout"):
+            _check_range(name, getattr(self, name), 0.0, 1.0, "([0, 1))", upper_open=True)
+        _check_range("level_mix", self.level_mix, 0.0, 1.0, "([0, 1])")
+        if self.policy == "cross_modal" and self.modality_dropout > 0:
+            raise ConfigError(
+                f"views.modality_dropout: {self.modality_dropout} applies to policy 'instance' only; "
+                "'cross_modal' already hides modalities (set it to 0)"
+            )
+
+
+def _check_range(name: str, value: object, low: float, high: float, text: str, upper_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    if ok:
+        ok = low <= value < high if upper_open else low <= value <= high
+    if not ok:
+        raise ConfigError(f"views.{name}: {value} is out of range {text}")
+
+
+def make_views(
+    nodes: list[torch.Tensor],
+    node_modality: tuple[int, ...],
+    config: ViewConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Two augmented copies of the input nodes (each (B, L, C)), batched over samples.
+
+    `node_modality[i]` is the modality of node i. Hidden modalities are zeroed after the other
+    augmentations, so they carry nothing at all. Inputs are never modified; all randomness comes
+    from `generator` (drawn on its device), so a seeded generator gives the same views.
+    """
+    modality = _modality_index(nodes, node_modality)
+    num_modalities = max(modality) + 1
+    batch, like = nodes[0].shape[0], nodes[0]
+    if config.policy == "cross_modal":
+        if num_modalities < 2:
+            raise ConfigError("views.policy: 'cross_modal' needs at least two modalities, the inputs have one")
+        shown_a = _random_split(batch, num_modalities, like, generator)
+        shown_b = ~shown_a
+    else:
+        shown_a = _modality_dropout(batch, num_modalities, config.modality_dropout, like, generator)
+        shown_b = _modality_dropout(batch, num_modalities, config.modality_dropout, like, generator)
+    view_a = _augment(nodes, modality, shown_a, config, generator)
+    view_b = _augment(nodes, modality, shown_b, config, generator)
+    return view_a, view_b
+
+
+def _modality_index(nodes: list[torch.Tensor], node_modality: tuple[int, ...]) -> tuple[int, ...]:
+    """Modality ids renumbered 0..M-1 in sorted order, after checking the nodes' shapes."""
+    if not nodes or len(nodes) != len(node_modality):
+        raise ValueError(f"make_views: {len(nodes)} nodes but {len(node_modality)} node modalities")
+    batch = nodes[0].shape[0]
+    for i, x in enumerate(nodes):
+        if x.dim() != 3 or x.shape[0] != batch or not x.is_floating_point():
+            raise ValueError(f"make_views: node {i} is {x.dtype} {tuple(x.shape)}, not floating (B={batch}, L, C)")
+    ids = sorted(set(node_modality))
+    return tuple(ids.index(m) for m in node_modality)
+
+
+def _uniform(shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """U(0, 1) float32 on `like`'s device, drawn on the generator's device."""
+    device = like.device if generator is None else generator.device
+    return torch.rand(shape, generator=generator, device=device).to(like.device)
+
+
+def _integers(high: int, shape: tuple[int, ...], like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Integers in [0, high) on `like`'s device, drawn on the generator's device."""
+    device = like.device if generator is None else generator.device
+    return torch.randint(0, high, shape, generator=generator, device=device).to(like.device)
+
+
+def _random_split(
+    batch: int, num_modalities: int, like: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """(B, M) bool: per sample a uniform non-empty proper subset of the modalities."""
+    code = 1 + _integers(2**num_modalities - 2, (batch,), like, generator)  # 1 .. 2^M - 2
+    bits = 2 ** torch.arange(num_modalities, device=like.device)
+    return (code.unsqueeze(1) & bits) != 0
+
+
+def _modality_dropout(
+    batch: int, num_modalities: int, p: float, like: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor | None:
+    """(B, M) bool of shown modalities, one random modality hidden with prob. p; None if all shown."""
+    if p == 0 or num_modalities < 2:
+        return None
+    drop = _uniform((batch,), like, generator) < p
+    which = _integers(num_modalities, (batch,), like, generator)
+    hidden = drop.unsqueeze(1) & (which.unsqueeze(1) == torch.arange(num_modalities, device=like.device))
+    return ~hidden
+
+
+def _augment(
+    nodes: list[torch.Tensor],
+    modality: tuple[int, ...],
+    shown: torch.Tensor | None,
+    config: ViewConfig,
+    generator: torch.Generator | None,
+) -> list[torch.Tensor]:
+    """One view: level mixing, noise, channel dropout, position masking, then hiding modalities."""
+    xs = _level_mix(nodes, modality, config.level_mix, generator) if config.level_mix > 0 else list(nodes)
+    view = []
+    for i, x in enumerate(xs):
+        batch, length, channels = x.shape
+        if config.noise > 0:
+            device = x.device if generator is None else generator.device
+            x = x + config.noise * torch.randn(x.shape, generator=generator, device=device).to(x)
+        if config.channel_dropout > 0:
+            keep = _uniform((batch, 1, channels), x, generator) >= config.channel_dropout
+            x = x * keep.to(x.dtype) / (1 - config.channel_dropout)
+        if config.position_mask > 0:
+            keep = _uniform((batch, length, 1), x, generator) >= config.position_mask
+            x = x * keep.to(x.dtype)
+        if shown is not None:
+            x = x * shown[:, modality[i]].to(x.dtype).view(batch, 1, 1)
+        view.append(x)
+    return view
+
+
+def _level_mix(
+    nodes: list[torch.Tensor], modality: tuple[int, ...], strength: float, generator: torch.Generator | None
+) -> list[torch.Tensor]:
+    """Each node mixed, per sample, with a random other level of its modality (of the unmixed inputs)."""
+    mixed = list(nodes)
+    for m in range(max(modality) + 1):
+        members = [i for i, mod in enumerate(modality) if mod == m]
+        if len(members) < 2:
+            continue
+        shapes = {tuple(nodes[i].shape) for i in members}
+        if len(shapes) > 1:
+            raise ValueError(f"views.level_mix: the levels of modality {m} differ in shape {sorted(shapes)}")
+        levels = torch.stack([nodes[i] for i in members])  # (levels, B, L, C)
+        batch = levels.shape[1]
+        rows = torch.arange(batch, device=levels.device)
+        for j, i in enumerate(members):
+            other = _integers(len(members) - 1, (batch,), levels, generator)
+            other = other + (other >= j).long()  # any level but this one
+            lam = (strength * _uniform((batch,), levels, generator)).to(levels.dtype).view(batch, 1, 1)
+            mixed[i] = (1 - lam) * nodes[i] + lam * levels[other, rows]
+    return mixed

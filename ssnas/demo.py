@@ -1,0 +1,58 @@
+"""The settings and the printed summary of `python -m ssnas` (the embedded demo)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ssnas.baselines import load_baseline
+from ssnas.data.synthetic import SyntheticConfig, planted_recovery
+from ssnas.data.views import ViewConfig
+from ssnas.nas.genotype import Genotype, diff
+from ssnas.nas.space import SpaceConfig
+from ssnas.pipeline import PipelineConfig, PipelineResult
+from ssnas.stages.config import FinetuneConfig, PretrainConfig, SearchConfig
+from ssnas.stages.runtime import Runtime
+
+# Small enough to finish in about a minute on a 2-core laptop CPU, large enough that the
+# architecture matters: C and the epochs are scaled down from BM-NAS's MM-IMDB settings.
+DEMO_SPACE = SpaceConfig(cells=2, steps=1, channels=32, positions=16, cell_multiplier=2, dropout=0.1)
+DEMO_DATA = SyntheticConfig()
+
+
+def demo_config(
+    label_ratio: float, seed: int, device: str, epochs: int | None = None
+) -> tuple[PipelineConfig, SyntheticConfig]:
+    def e(default: int) -> int:
+        return default if epochs is None else epochs
+
+    config = PipelineConfig(
+        space=DEMO_SPACE,
+        search=SearchConfig(objective="ssl", epochs=e(10), batch_size=96, temperature=0.2),
+        views=ViewConfig(),
+        pretrain=PretrainConfig(epochs=e(10), batch_size=96, temperature=0.2),
+        finetune=FinetuneConfig(epochs=e(20), batch_size=32, label_ratio=label_ratio),
+        runtime=Runtime(seed=seed, device=device),
+    )
+    return config, replace(DEMO_DATA, seed=seed)
+
+
+def used_input_nodes(genotype: Genotype) -> set[str]:
+    n = genotype.num_inputs
+    return {genotype.input_names[i] for cell in genotype.cells for i in cell.inputs if i < n}
+
+
+def format_summary(result: PipelineResult, data: SyntheticConfig) -> str:
+    genotype = result.genotype
+    baseline = load_baseline("bmnas-mmimdb")
+    lines = ["", "found genotype:", genotype.describe(), ""]
+    lines.append(f"planted nodes {', '.join(data.planted_nodes)}: "
+                 f"recovery {planted_recovery(used_input_nodes(genotype), data.planted_nodes):.2f} (Jaccard of fused input nodes)")
+    lines.append(f"similarity to bmnas-mmimdb: {diff(genotype, baseline).similarity:.2f}")
+    lines.append("")
+    tuned = result.finetune
+    lines.append(f"{'split':<6} {'weighted':>9} {'macro':>7} {'micro':>7} {'samples':>8}")
+    for split, f1 in (("dev", tuned.dev), ("test", tuned.test)):
+        lines.append(f"{split:<6} {f1['weighted']:>9.4f} {f1['macro']:>7.4f} {f1['micro']:>7.4f} {f1['samples']:>8.4f}")
+    lines.append(f"(epoch {tuned.best_epoch} and threshold {tuned.threshold:.2f} chosen on dev; "
+                 f"{tuned.labeled} labeled training rows)")
+    return "\n".join(lines)

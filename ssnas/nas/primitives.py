@@ -1,0 +1,114 @@
+"""Fusion primitives: each maps two node tensors (B, L, C) x (B, L, C) -> (B, L, C).
+
+Tensors are kept as (batch, positions, channels) rather than BM-NAS's (batch, channels, positions):
+the same numbers, but every 1x1 convolution becomes one dense matrix product over the last axis,
+which is what CPUs and GPUs run fastest. Register new primitives in `PRIMITIVE_FACTORIES` and name
+them in `vocabulary.PRIMITIVES`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ssnas.nas.vocabulary import PRIMITIVES
+
+
+class ChannelBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the channel axis of a (B, L, C) tensor: the statistics of BN on (B, C, L)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
+
+
+class Zero(nn.Module):
+    """No fusion: the step passes its first input through its residual alone."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
+class Sum(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x + y
+
+
+class Product(nn.Module):
+    """Elementwise product: the cheapest multiplicative interaction between two nodes."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x * y
+
+
+class Attention(nn.Module):
+    """Scaled dot-product attention of x's positions over y's (keys = values = y), then LayerNorm."""
+
+    def __init__(self, channels: int, positions: int, dropout: float) -> None:
+        super().__init__()
+        self.scale = 1.0 / math.sqrt(channels)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm([positions, channels])
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        attention = torch.softmax(torch.bmm(x, y.transpose(1, 2)) * self.scale, dim=-1)
+        return self.norm(torch.bmm(self.dropout(attention), y))
+
+
+class LinearGLU(nn.Module):
+    """Concatenate, project to 2C, batch-normalise, gated linear unit back to C."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2 * channels, 2 * channels)
+        self.norm = ChannelBatchNorm(2 * channels)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.glu(self.norm(self.linear(torch.cat((x, y), dim=-1))), dim=-1)
+
+
+class ConcatFC(nn.Module):
+    """Concatenate, project to C, batch-normalise, ReLU."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2 * channels, channels)
+        self.norm = ChannelBatchNorm(channels)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.norm(self.linear(torch.cat((x, y), dim=-1))))
+
+
+class ConcatConvMish(nn.Module):
+    """Concatenate, convolve over 3 neighbouring positions to C, batch-normalise, Mish."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2 * channels, channels, kernel_size=3, padding=1)
+        self.norm = ChannelBatchNorm(channels)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        fused = self.conv(torch.cat((x, y), dim=-1).transpose(1, 2)).transpose(1, 2)
+        return F.mish(self.norm(fused))
+
+
+PrimitiveFactory = Callable[[int, int, float], nn.Module]
+
+PRIMITIVE_FACTORIES: dict[str, PrimitiveFactory] = {
+    "zero": lambda channels, positions, dropout: Zero(),
+    "sum": lambda channels, positions, dropout: Sum(),
+    "product": lambda channels, positions, dropout: Product(),
+    "attention": lambda channels, positions, dropout: Attention(channels, positions, dropout),
+    "linear_glu": lambda channels, positions, dropout: LinearGLU(channels),
+    "concat_fc": lambda channels, positions, dropout: ConcatFC(channels),
+    "concat_conv_mish": lambda channels, positions, dropout: ConcatConvMish(channels),
+}
+assert set(PRIMITIVE_FACTORIES) == set(PRIMITIVES), "vocabulary and factories disagree"
+
+
+def build_primitive(name: str, channels: int, positions: int, dropout: float = 0.0) -> nn.Module:
+    """The module of primitive `name` for C = `channels` and L = `positions`."""
+    return PRIMITIVE_FACTORIES[name](channels, positions, dropout)

@@ -1,0 +1,137 @@
+"""The searchable network: every choice of the BM-NAS space relaxed to a softmax (DARTS).
+
+Three kinds of architecture weights, all `nn.Parameter`s kept apart from the network weights:
+`cell_input` (BM-NAS's alpha: per cell, two input slots over the input nodes and earlier cells),
+`step_input` (beta: per step, two slots over the cell's inputs and earlier steps) and `step_op`
+(gamma: per step, a distribution over primitives). The slots are ordered because a step is
+LayerNorm(op(x, y) + x): x is the residual and the attention query, y what it attends to.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ssnas.nas.blocks import CellOutput, FusionHead, InputStem, StepNorm
+from ssnas.nas.derive import ArchWeights, derive
+from ssnas.nas.genotype import Genotype
+from ssnas.nas.primitives import build_primitive
+from ssnas.nas.space import SpaceConfig
+
+
+def _mix(weights: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """(slots, n) weights over (n, B, L, C) candidates -> (slots, B, L, C), in one kernel."""
+    return torch.tensordot(weights, candidates, dims=1)
+
+
+class SearchStep(nn.Module):
+    """A step that computes every primitive and sums them by their weights."""
+
+    def __init__(self, space: SpaceConfig) -> None:
+        super().__init__()
+        self.ops = nn.ModuleDict(
+            {name: build_primitive(name, space.channels, space.positions, space.dropout) for name in space.primitives}
+        )
+        self.norm = StepNorm(space.channels, space.positions)
+
+    def forward(self, candidates: torch.Tensor, input_weights: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
+        x, y = _mix(input_weights, candidates)
+        fused = None
+        for weight, (name, op) in zip(op_weights, self.ops.items()):
+            if name == "zero":  # contributes nothing; skip the work
+                continue
+            term = weight * op(x, y)
+            fused = term if fused is None else fused + term
+        return self.norm(fused, x)
+
+
+class SearchCell(nn.Module):
+    def __init__(self, space: SpaceConfig) -> None:
+        super().__init__()
+        self.steps = nn.ModuleList(SearchStep(space) for _ in range(space.steps))
+        self.output = CellOutput(space.steps, space.channels)
+
+    def forward(
+        self, inputs: torch.Tensor, step_input_weights: list[torch.Tensor], step_op_weights: torch.Tensor
+    ) -> torch.Tensor:
+        """`inputs`: the cell's two mixed inputs, stacked (2, B, L, C)."""
+        states = inputs
+        outputs = []
+        for j, step in enumerate(self.steps):
+            out = step(states, step_input_weights[j], step_op_weights[j])
+            outputs.append(out)
+            states = torch.cat((states, out.unsqueeze(0)))
+        return self.output(outputs)
+
+
+class Supernet(nn.Module):
+    """Input stem, `cells` searchable cells and the fusion head; returns the fused representation."""
+
+    def __init__(self, in_channels: list[int], input_names: tuple[str, ...], space: SpaceConfig) -> None:
+        super().__init__()
+        self.space = space
+        self.input_names = tuple(input_names)
+        self.in_channels = list(in_channels)
+        n = len(in_channels)
+        self.stem = InputStem(in_channels, space.channels, space.positions, space.dropout)
+        self.cells = nn.ModuleList(SearchCell(space) for _ in range(space.cells))
+        self.head = FusionHead(space.cell_multiplier, space.channels, space.positions)
+        self.out_features = space.cell_multiplier * space.channels * space.positions
+
+        def logits(*shape: int) -> nn.Parameter:
+            return nn.Parameter(1e-3 * torch.randn(*shape))
+
+        self.cell_input_logits = nn.ParameterList(logits(2, n + k) for k in range(space.cells))
+        self.step_input_logits = nn.ParameterList(
+            logits(2, 2 + j) for _ in range(space.cells) for j in range(space.steps)
+        )
+        self.step_op_logits = nn.ParameterList(logits(space.steps, len(space.primitives)) for _ in range(space.cells))
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [*self.cell_input_logits, *self.step_input_logits, *self.step_op_logits]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        arch = {id(p) for p in self.arch_parameters()}
+        return [p for p in self.parameters() if id(p) not in arch]
+
+    def embed(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The input nodes, (B, L, C) each: where feature-level views are made."""
+        return self.stem(levels)
+
+    def fuse(self, nodes: list[torch.Tensor]) -> torch.Tensor:
+        steps = self.space.steps
+        states = torch.stack(nodes)
+        cell_outputs = []
+        for k, cell in enumerate(self.cells):
+            inputs = _mix(torch.softmax(self.cell_input_logits[k], dim=-1), states)
+            step_inputs = [torch.softmax(w, dim=-1) for w in self.step_input_logits[k * steps : (k + 1) * steps]]
+            out = cell(inputs, step_inputs, torch.softmax(self.step_op_logits[k], dim=-1))
+            cell_outputs.append(out)
+            states = torch.cat((states, out.unsqueeze(0)))
+        return self.head(cell_outputs[-self.space.cell_multiplier :])
+
+    def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        return self.fuse(self.embed(levels))
+
+    @torch.no_grad()
+    def arch_weights(self) -> ArchWeights:
+        """The softmaxed architecture weights as plain floats, for logging and deriving."""
+        steps = self.space.steps
+
+        def probs(t: torch.Tensor) -> tuple:
+            return tuple(tuple(row) for row in torch.softmax(t.float(), dim=-1).cpu().tolist())
+
+        return ArchWeights(
+            input_names=self.input_names,
+            primitives=self.space.primitives,
+            cell_input=tuple(probs(w) for w in self.cell_input_logits),
+            step_input=tuple(
+                tuple(probs(w) for w in self.step_input_logits[k * steps : (k + 1) * steps])
+                for k in range(self.space.cells)
+            ),
+            step_op=tuple(probs(w) for w in self.step_op_logits),
+            cell_multiplier=self.space.cell_multiplier,
+        )
+
+    def genotype(self) -> Genotype:
+        return derive(self.arch_weights())

@@ -1,0 +1,48 @@
+"""Where and how a stage computes: device, precision, seeds, threads."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from dataclasses import dataclass
+
+import torch
+
+from ssnas.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
+    bf16: bool = False  # bf16 autocast on CUDA (ignored on CPU, where it does not pay on every chip)
+
+    def __post_init__(self) -> None:
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"run.device: {self.device!r} is not auto, cpu, cuda or cuda:N")
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ConfigError(f"run.device: {self.device!r} asked for, but CUDA is not available here")
+        return torch.device(self.device)
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if self.bf16 and device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def seed_everything(self, offset: int = 0) -> torch.Generator:
+        """Seed torch and random; returns a CPU generator for data order and views."""
+        seed = self.seed + offset
+        random.seed(seed)
+        torch.manual_seed(seed)
+        return torch.Generator().manual_seed(seed)
+
+
+def configure_threads() -> None:
+    """Use every core the process may run on, once (small CPUs lose time to oversubscription)."""
+    if "OMP_NUM_THREADS" not in os.environ and hasattr(os, "sched_getaffinity"):
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))

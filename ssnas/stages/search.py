@@ -1,0 +1,217 @@
+"""The search stage: DARTS over the BM-NAS space, driven by a contrastive and/or supervised loss.
+
+Network weights and architecture weights are updated alternately on two disjoint halves of the
+training split. With `objective = "ssl"` the stage is handed a feature set whose labels cannot
+be read at all, so that "searched without labels" is a property of the code, not a promise.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ssnas.data.pyramids import FeatureSet
+from ssnas.data.splits import halves, labeled_subset
+from ssnas.data.views import ViewConfig, make_views
+from ssnas.nas import architect
+from ssnas.nas.derive import ArchWeights
+from ssnas.nas.genotype import Genotype
+from ssnas.nas.heads import Classifier, ProjectionHead
+from ssnas.nas.space import SpaceConfig
+from ssnas.nas.supernet import Supernet
+from ssnas.objectives import multilabel_bce, nt_xent
+from ssnas.reporting import Reporter
+from ssnas.stages.config import SearchConfig
+from ssnas.stages.runtime import Runtime
+from ssnas.stages.training import NodeData, batch_indices, check_finite, cosine_lr, steps_per_epoch
+
+
+@dataclass
+class SearchResult:
+    genotype: Genotype
+    arch_weights: ArchWeights
+    genotypes: list[Genotype]  # derived after each epoch
+    state: dict[str, Any]  # the final checkpoint
+    seconds: float
+
+
+class SearchObjective(nn.Module):
+    """The supernet with the heads its objective needs, and the loss on one batch."""
+
+    def __init__(self, supernet: Supernet, config: SearchConfig, views: ViewConfig, num_classes: int | None) -> None:
+        super().__init__()
+        self.supernet = supernet
+        self.config = config
+        self.views = views
+        out = supernet.out_features
+        self.projector = ProjectionHead(out, out_features=config.projection_dim) if config.uses_ssl else None
+        self.classifier = Classifier(out, num_classes) if config.uses_labels else None
+
+    def loss(
+        self,
+        levels: list[torch.Tensor],
+        node_modality: tuple[int, ...],
+        generator: torch.Generator | None,
+        targets: torch.Tensor | None = None,
+        labeled: torch.Tensor | None = None,
+        frozen_stem: bool = False,
+    ) -> torch.Tensor:
+        """`labeled` masks the rows whose targets the supervised term may read (None: all)."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen_stem):
+            nodes = self.supernet.embed(levels)
+        total = torch.zeros((), device=levels[0].device)
+        if self.projector is not None:
+            view_a, view_b = make_views(nodes, node_modality, self.views, generator)
+            z_a, z_b = self.projector(self.supernet.fuse(view_a)), self.projector(self.supernet.fuse(view_b))
+            total = total + self.config.ssl_weight * nt_xent(z_a, z_b, self.config.temperature)
+        if self.classifier is not None:
+            logits = self.classifier(self.supernet.fuse(nodes))
+            if labeled is not None:
+                logits, targets = logits[labeled], targets[labeled]
+            if logits.shape[0]:
+                total = total + self.config.supervised_weight * multilabel_bce(logits, targets)
+        return total
+
+
+def _search_rows(features: FeatureSet, config: SearchConfig, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Rows the search trains on, and (for a mixed objective) which of them are labeled."""
+    train = features.splits["train"]
+    if config.objective == "supervised":
+        return labeled_subset(train, config.label_ratio, seed), None
+    if config.objective == "ssl+supervised":
+        return train, torch.isin(train, labeled_subset(train, config.label_ratio, seed))
+    return train, None
+
+
+def search(
+    features: FeatureSet,
+    space: SpaceConfig,
+    config: SearchConfig,
+    views: ViewConfig,
+    runtime: Runtime,
+    reporter: Reporter,
+    resume: dict[str, Any] | None = None,
+) -> SearchResult:
+    """Run (or resume) a search; reports losses per step, weights and genotype per epoch."""
+    started = time.perf_counter()
+    if not config.uses_labels:
+        features = features.without_labels()
+    device = runtime.torch_device()
+    generator = runtime.seed_everything()
+    data = NodeData(features, space.positions, device)
+    rows, labeled_rows = _search_rows(features, config, runtime.seed)
+    targets = features.labels.to(device).float() if config.uses_labels else None
+    is_labeled = None
+    if labeled_rows is not None:
+        is_labeled = torch.zeros(features.num_samples, dtype=torch.bool, device=device)
+        is_labeled[rows[labeled_rows].to(device)] = True
+    weight_rows, arch_rows = halves(rows, runtime.seed)
+
+    supernet = Supernet(data.in_channels, data.node_names, space)
+    model = SearchObjective(supernet, config, views, features.num_classes if config.uses_labels else None).to(device)
+    arch_params = supernet.arch_parameters()
+    arch_ids = {id(p) for p in arch_params}
+    weight_params = [p for p in model.parameters() if id(p) not in arch_ids]
+    weight_opt = torch.optim.Adam(weight_params, lr=config.lr, weight_decay=config.weight_decay)
+    arch_opt = torch.optim.Adam(arch_params, lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
+    start_epoch, genotypes = 0, []
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        weight_opt.load_state_dict(resume["weight_opt"])
+        arch_opt.load_state_dict(resume["arch_opt"])
+        generator.set_state(resume["generator"])
+        start_epoch = resume["epoch"] + 1
+        genotypes = [Genotype.from_dict(g) for g in resume["genotypes"]]
+
+    def batch_loss(index: torch.Tensor, view_state: torch.Tensor, frozen_stem: bool = False) -> torch.Tensor:
+        view_gen = torch.Generator().manual_seed(0)
+        view_gen.set_state(view_state)
+        return model.loss(
+            data.batch(index),
+            data.node_modality,
+            view_gen,
+            targets=targets.index_select(0, index.to(device)) if targets is not None else None,
+            labeled=is_labeled.index_select(0, index.to(device)) if is_labeled is not None else None,
+            frozen_stem=frozen_stem,
+        )
+
+    per_epoch = steps_per_epoch(min(weight_rows.numel(), arch_rows.numel()), config.batch_size)
+    total_steps = per_epoch * config.epochs
+    step = start_epoch * per_epoch
+    if start_epoch == 0:
+        reporter.arch_weights(supernet.arch_weights(), step=0, epoch=0)
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        losses, arch_losses = [], []
+        pairs = zip(
+            batch_indices(weight_rows, config.batch_size, generator),
+            batch_indices(arch_rows, config.batch_size, generator),
+        )
+        for weight_batch, arch_batch in pairs:
+            cosine_lr(weight_opt, config.lr, config.lr_min, step / total_steps)
+            for p in arch_params:
+                p.requires_grad_(False)
+            loss = batch_loss(weight_batch, generator.get_state())
+            weight_opt.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(weight_params, config.grad_clip)
+            weight_opt.step()
+            for p in arch_params:
+                p.requires_grad_(True)
+
+            view_state = generator.get_state()
+            arch_opt.zero_grad(set_to_none=True)
+            if config.order == "first":
+                arch_loss = architect.first_order(arch_params, lambda: batch_loss(arch_batch, view_state, True))
+            else:
+                train_state = torch.Generator().manual_seed(step).get_state()
+                arch_loss = architect.second_order(
+                    arch_params,
+                    weight_params,
+                    lambda: batch_loss(weight_batch, train_state),
+                    lambda: batch_loss(arch_batch, view_state),
+                    xi=weight_opt.param_groups[0]["lr"],
+                )
+            arch_opt.step()
+            torch.randn(1, generator=generator)  # advance the view stream past this step's draws
+            step += 1
+            value = check_finite(loss, "search", epoch)
+            losses.append(value)
+            arch_losses.append(float(arch_loss.detach()))
+            reporter.metric("loss", value, step=step, epoch=epoch, split="train")
+            reporter.progress("search", step, total_steps, value)
+
+        weights = supernet.arch_weights()
+        genotype = supernet.genotype()
+        genotypes.append(genotype)
+        reporter.metric("epoch_loss", sum(losses) / len(losses), step=step, epoch=epoch, split="train")
+        reporter.metric("epoch_loss", sum(arch_losses) / len(arch_losses), step=step, epoch=epoch, split="arch")
+        reporter.metric("lr", weight_opt.param_groups[0]["lr"], step=step, epoch=epoch)
+        reporter.arch_weights(weights, step=step, epoch=epoch)
+        reporter.genotype(genotype, step=step, epoch=epoch)
+        reporter.checkpoint(
+            {
+                "stage": "search",
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "weight_opt": weight_opt.state_dict(),
+                "arch_opt": arch_opt.state_dict(),
+                "generator": generator.get_state(),
+                "genotypes": [g.to_dict() for g in genotypes],
+                "space": space,
+                "in_channels": data.in_channels,
+            },
+            epoch=epoch,
+        )
+    final_weights = supernet.arch_weights()
+    return SearchResult(
+        genotype=supernet.genotype(),
+        arch_weights=final_weights,
+        genotypes=genotypes,
+        state={"model": model.state_dict(), "space": space, "in_channels": data.in_channels},
+        seconds=time.perf_counter() - started,
+    )
