@@ -68,15 +68,17 @@ def test_encoders_stay_frozen_in_eval_mode(vgg: VGG19Pyramid) -> None:
     assert not any(m.training for m in mlp.modules())
 
 
-def test_vgg_loads_a_torchvision_state_dict(tmp_path: Path, vgg: VGG19Pyramid) -> None:
-    state = {f"features.{k}": v for k, v in vgg.features.state_dict().items()}
-    state["classifier.0.weight"] = torch.zeros(3, 3)  # the head is ignored
+def test_vgg_loads_a_torchvision_state_dict(tmp_path: Path) -> None:
+    small = VGG19Pyramid(None, taps=("relu2_2",))  # small, with torchvision's key layout
+    state = {f"features.{k}": v for k, v in small.features.state_dict().items()}
+    state["features.10.weight"] = torch.zeros(256, 128, 3, 3)  # layers past the last tap are ignored
+    state["classifier.0.weight"] = torch.zeros(3, 3)  # and so is the head
     torch.save(state, tmp_path / "vgg19.pth")
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "wrapped.pth")
     x = torch.rand(1, 3, 32, 32)
     for name in ("vgg19.pth", "wrapped.pth"):
-        loaded = VGG19Pyramid(tmp_path / name)
-        for a, b in zip(vgg.encode(x), loaded.encode(x)):
+        loaded = VGG19Pyramid(tmp_path / name, taps=("relu2_2",))
+        for a, b in zip(small.encode(x), loaded.encode(x)):
             assert torch.equal(a, b)
 
 

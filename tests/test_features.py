@@ -143,7 +143,10 @@ MALFORMED = {
         lambda f: f.attrs.__setitem__("label_names", '["a", "b"]'),
         "label_names: has 2 names, but /labels has 3 classes",
     ),
-    "label_names without labels": (lambda f: f.__delitem__("labels"), "label_names: given, but the file has no /labels"),
+    "label_names without labels": (
+        lambda f: f.__delitem__("labels"),
+        "label_names: given, but the file has no /labels",
+    ),
     "missing split": (lambda f: f.__delitem__("splits/dev"), "/splits/dev: missing"),
     "overlapping splits": (
         lambda f: _replace(f, "splits/test", np.array([10, 3], np.int64)),

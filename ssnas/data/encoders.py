@@ -12,6 +12,7 @@ Torchvision and transformers are imported inside the classes that need them.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,10 +31,7 @@ BMNAS_VGG_TAPS = ("relu4_1", "relu4_4", "relu5_3", "pool5")
 
 
 class PyramidEncoder(Protocol):
-    """What `encode_in_batches` needs: a device and a batch -> levels function."""
-
-    @property
-    def device(self) -> torch.device: ...
+    """What `encode_in_batches` needs: a batch -> levels function."""
 
     def encode(self, batch: Any) -> list[torch.Tensor]: ...
 
@@ -50,9 +48,8 @@ class _FrozenEncoder(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        for tensor in (*self.parameters(), *self.buffers()):
-            return tensor.device
-        return torch.device("cpu")
+        first = next(chain(self.parameters(), self.buffers()), None)
+        return first.device if first is not None else torch.device("cpu")
 
 
 def encode_in_batches(
@@ -107,13 +104,12 @@ def _load_state_dict(module: nn.Module, path: str | Path, what: str) -> None:
     if not isinstance(state, dict):
         raise DatasetError(f"{path}: {what} weights: expected a state_dict, got {type(state).__name__}")
     wanted = module.state_dict()
-    prefix = _common_prefix(wanted, state)
-    if prefix is None:
-        first = next(iter(wanted))
-        raise DatasetError(f"{path}: {first}: missing from the {what} weights")
+    prefix = _best_prefix(wanted, state)
     selected = {}
     for key, value in wanted.items():
-        tensor = state[prefix + key]
+        tensor = state.get(prefix + key)
+        if not isinstance(tensor, torch.Tensor):
+            raise DatasetError(f"{path}: {prefix + key}: missing from the {what} weights")
         if tensor.shape != value.shape:
             raise DatasetError(
                 f"{path}: {prefix + key}: shape {tuple(tensor.shape)}, expected {tuple(value.shape)} for {what}"
@@ -122,14 +118,11 @@ def _load_state_dict(module: nn.Module, path: str | Path, what: str) -> None:
     module.load_state_dict(selected)
 
 
-def _common_prefix(wanted: dict[str, torch.Tensor], state: dict[str, Any]) -> str | None:
-    """The prefix p with p + key in `state` for every key of `wanted` ("" first), else None."""
+def _best_prefix(wanted: dict[str, torch.Tensor], state: dict[str, Any]) -> str:
+    """The key prefix ("" or e.g. "module.") under which `state` holds most of `wanted`'s keys."""
     first = next(iter(wanted))
     candidates = [""] + sorted({k[: -len(first)] for k in state if k.endswith("." + first)}, key=len)
-    for prefix in candidates:
-        if all(prefix + key in state for key in wanted):
-            return prefix
-    return None
+    return max(candidates, key=lambda prefix: sum(prefix + key in state for key in wanted))
 
 
 def vgg19_layer_names() -> list[str]:
@@ -270,11 +263,11 @@ class TransformerTextPyramid(_FrozenEncoder):
     """Hidden states of a local `transformers` text encoder at chosen layers, as sequences.
 
     `layers` index the model's hidden states (0 = embeddings, -1 = last layer); levels come in
-    increasing depth. `encode(texts)` tokenizes with padding and truncation to `max_length`, then,
-    so that no padding ever reaches the search, each text's real tokens (special tokens included,
-    padding excluded) are adaptive-max-pooled to `positions` slots: every level is
-    (N, hidden, positions) whatever the text's length. A short text's tokens are repeated to fill
-    the slots, which is what max pooling over windows of one token gives.
+    increasing depth. `encode(texts)` tokenizes with truncation to `max_length` (padding to the
+    batch's longest text); then, so that no padding ever reaches the search, each text's real
+    tokens (special tokens included, padding excluded) are adaptive-max-pooled to `positions`
+    slots: every level is (N, hidden, positions) whatever the text's length. A short text's tokens
+    are repeated to fill the slots, which is what max pooling over windows of one token gives.
     """
 
     def __init__(
@@ -295,6 +288,8 @@ class TransformerTextPyramid(_FrozenEncoder):
             self.model = AutoModel.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError, KeyError) as exc:
             raise DatasetError(f"{path}: text model: cannot be loaded ({exc})") from None
+        if self.tokenizer.pad_token is None:  # e.g. GPT-2; padding is masked out, any token will do
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         count = self.model.config.num_hidden_layers + 1
         resolved = [layer + count if layer < 0 else layer for layer in layers]
         if not layers or any(not 0 <= r < count for r in resolved) or len(set(resolved)) != len(resolved):
@@ -310,7 +305,7 @@ class TransformerTextPyramid(_FrozenEncoder):
     @torch.no_grad()
     def encode(self, texts: Sequence[str]) -> list[torch.Tensor]:
         batch = self.tokenizer(
-            list(texts), padding="max_length", truncation=True, max_length=self.max_length, return_tensors="pt"
+            list(texts), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
         ).to(self.device)
         hidden = self.model(**batch, output_hidden_states=True).hidden_states
         real = batch["attention_mask"].bool()

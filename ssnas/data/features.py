@@ -79,24 +79,22 @@ def read_features(path: str | Path) -> FeatureSet:
     if not h5py.is_hdf5(path):
         raise DatasetError(f"{path}: not an HDF5 file")
     with h5py.File(path, "r") as f:
-        where = _Where(path)
-        _check_format(f, where)
-        modalities = _read_modalities(f, where)
-        levels = [_read_pyramid(f, name, where) for name in modalities]
-        n = levels[0][0].shape[0]
-        for name, pyramid in zip(modalities, levels):
-            for k, level in enumerate(pyramid):
-                if level.shape[0] != n:
-                    raise where.error(
-                        f"/modalities/{name}/level_{k}",
-                        f"has {level.shape[0]} rows, expected {n} (as /modalities/{modalities[0]}/level_0)",
-                    )
-        labels = _read_labels(f, n, where)
-        label_names = _read_label_names(f, labels, where)
-        splits = _read_splits(f, n, where)
+        # Metadata first: a malformed file fails before any large array is read.
+        _check_format(f, path)
+        modalities = _read_modalities(f, path)
+        pyramids = [_level_datasets(f, name, path) for name in modalities]
+        n = pyramids[0][0].shape[0]
+        for name, pyramid in zip(modalities, pyramids):
+            for k, dataset in enumerate(pyramid):
+                if dataset.shape[0] != n:
+                    raise _error(path, f"/modalities/{name}/level_{k}", f"has {dataset.shape[0]} rows, expected {n}")
+        labels = _read_labels(f, n, path)
+        label_names = _read_label_names(f, labels, path)
+        splits = _read_splits(f, n, path)
+        levels = [[torch.from_numpy(dataset[()]).float() for dataset in pyramid] for pyramid in pyramids]
     return FeatureSet(
         modalities,
-        [[torch.from_numpy(level).float() for level in pyramid] for pyramid in levels],
+        levels,
         {split: torch.from_numpy(idx) for split, idx in splits.items()},
         labels=torch.from_numpy(labels).float() if labels is not None else None,
         label_names=label_names,
@@ -104,146 +102,141 @@ def read_features(path: str | Path) -> FeatureSet:
     )
 
 
-class _Where:
-    """Formats `<path>: <key>: <problem>` errors for one file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def error(self, key: str, problem: str) -> DatasetError:
-        return DatasetError(f"{self.path}: {key}: {problem}")
+def _error(path: Path, key: str, problem: str) -> DatasetError:
+    """The one error shape of this module: `<path>: <key>: <problem>`."""
+    return DatasetError(f"{path}: {key}: {problem}")
 
 
 def _level_array(level: torch.Tensor, dtype: str, path: Path, key: str) -> np.ndarray:
     array = level.detach().cpu().float().numpy()
     if dtype == "float16" and array.size and float(np.abs(array).max()) > _FLOAT16_MAX:
-        raise DatasetError(f"{path}: {key}: values exceed the float16 range; write with dtype='float32'")
+        raise _error(path, key, "values exceed the float16 range; write with dtype='float32'")
     return array.astype(dtype)
 
 
 def _label_array(labels: torch.Tensor, path: Path) -> np.ndarray:
     array = labels.detach().cpu().numpy()
     if not np.isin(array, (0, 1)).all():
-        raise DatasetError(f"{path}: /labels: values must be 0 or 1 (multi-hot)")
+        raise _error(path, "/labels", "values must be 0 or 1 (multi-hot)")
     return array.astype(np.uint8)
 
 
-def _json_attr(f: h5py.File, name: str, where: _Where) -> Any:
+def _json_attr(f: h5py.File, name: str, path: Path) -> Any:
     raw = f.attrs[name]
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8")
     if not isinstance(raw, str):
-        raise where.error(name, f"expected a JSON string attribute, got {type(raw).__name__}")
+        raise _error(path, name, f"expected a JSON string attribute, got {type(raw).__name__}")
     try:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise where.error(name, f"not valid JSON ({exc.msg})") from None
+        raise _error(path, name, f"not valid JSON ({exc.msg})") from None
 
 
 def _is_name_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v for v in value)
+    return isinstance(value, list) and all(isinstance(v, str) and v and "/" not in v for v in value)
 
 
-def _check_format(f: h5py.File, where: _Where) -> None:
+def _check_format(f: h5py.File, path: Path) -> None:
     if "format" not in f.attrs:
-        raise where.error("format", f"missing root attribute; expected {FORMAT!r}")
+        raise _error(path, "format", f"missing root attribute; expected {FORMAT!r}")
     fmt = f.attrs["format"]
     fmt = fmt.decode("utf-8") if isinstance(fmt, bytes) else fmt
     if fmt != FORMAT:
-        raise where.error("format", f"is {fmt!r}, expected {FORMAT!r}")
+        raise _error(path, "format", f"is {fmt!r}, expected {FORMAT!r}")
 
 
-def _read_modalities(f: h5py.File, where: _Where) -> list[str]:
+def _read_modalities(f: h5py.File, path: Path) -> list[str]:
     if "modalities" not in f.attrs:
-        raise where.error("modalities", "missing root attribute (a JSON list of modality names)")
-    names = _json_attr(f, "modalities", where)
+        raise _error(path, "modalities", "missing root attribute (a JSON list of modality names)")
+    names = _json_attr(f, "modalities", path)
     if not _is_name_list(names) or len(names) < 2:
-        raise where.error("modalities", f"expected a JSON list of at least two names, got {names!r}")
+        raise _error(path, "modalities", f"expected a JSON list of at least two names, got {names!r}")
     if len(set(names)) != len(names):
-        raise where.error("modalities", f"names repeat: {names!r}")
+        raise _error(path, "modalities", f"names repeat: {names!r}")
     return names
 
 
-def _read_pyramid(f: h5py.File, name: str, where: _Where) -> list[np.ndarray]:
+def _level_datasets(f: h5py.File, name: str, path: Path) -> list[h5py.Dataset]:
     key = f"/modalities/{name}"
     if key not in f or not isinstance(f[key], h5py.Group):
-        raise where.error(key, "missing group")
+        raise _error(path, key, "missing group")
     group = f[key]
     numbers = []
     for member in group:
         match = _LEVEL.fullmatch(member)
         if match is None:
-            raise where.error(f"{key}/{member}", "unexpected member; levels are named level_0, level_1, ...")
+            raise _error(path, f"{key}/{member}", "unexpected member; levels are named level_0, level_1, ...")
         numbers.append(int(match.group(1)))
     if 0 not in numbers:
-        raise where.error(f"{key}/level_0", "missing")
+        raise _error(path, f"{key}/level_0", "missing")
     numbers.sort()
     for expected, found in enumerate(numbers):
         if found != expected:
-            raise where.error(f"{key}/level_{expected}", f"missing (levels jump to level_{found})")
+            raise _error(path, f"{key}/level_{expected}", f"missing (levels jump to level_{found})")
     levels = []
     for k in numbers:
         dataset = group[f"level_{k}"]
         level_key = f"{key}/level_{k}"
         if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind != "f":
-            raise where.error(level_key, "expected a float16 or float32 dataset")
+            raise _error(path, level_key, "expected a float16 or float32 dataset")
         if dataset.ndim not in (2, 3, 4):
-            raise where.error(
+            raise _error(path, 
                 level_key,
                 f"has {dataset.ndim} dimensions {dataset.shape}, expected 2, 3 or 4: "
                 "(N, channels[, positions | height, width])",
             )
-        levels.append(dataset[()])
+        levels.append(dataset)
     return levels
 
 
-def _read_labels(f: h5py.File, n: int, where: _Where) -> np.ndarray | None:
+def _read_labels(f: h5py.File, n: int, path: Path) -> np.ndarray | None:
     if "labels" not in f:
         return None
     dataset = f["labels"]
     if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 2:
-        raise where.error("/labels", f"expected an (N, classes) dataset, got shape {getattr(dataset, 'shape', None)}")
+        raise _error(path, "/labels", f"expected an (N, classes) dataset, got shape {getattr(dataset, 'shape', None)}")
     if dataset.shape[0] != n:
-        raise where.error("/labels", f"has {dataset.shape[0]} rows, expected {n}")
+        raise _error(path, "/labels", f"has {dataset.shape[0]} rows, expected {n}")
     labels = dataset[()]
     if not np.isin(labels, (0, 1)).all():
-        raise where.error("/labels", "values must be 0 or 1 (multi-hot)")
+        raise _error(path, "/labels", "values must be 0 or 1 (multi-hot)")
     return labels.astype(np.uint8)
 
 
-def _read_label_names(f: h5py.File, labels: np.ndarray | None, where: _Where) -> list[str] | None:
+def _read_label_names(f: h5py.File, labels: np.ndarray | None, path: Path) -> list[str] | None:
     if "label_names" not in f.attrs:
         return None
     if labels is None:
-        raise where.error("label_names", "given, but the file has no /labels")
-    names = _json_attr(f, "label_names", where)
+        raise _error(path, "label_names", "given, but the file has no /labels")
+    names = _json_attr(f, "label_names", path)
     if not _is_name_list(names):
-        raise where.error("label_names", f"expected a JSON list of names, got {names!r}")
+        raise _error(path, "label_names", f"expected a JSON list of names, got {names!r}")
     if len(names) != labels.shape[1]:
-        raise where.error("label_names", f"has {len(names)} names, but /labels has {labels.shape[1]} classes")
+        raise _error(path, "label_names", f"has {len(names)} names, but /labels has {labels.shape[1]} classes")
     return names
 
 
-def _read_splits(f: h5py.File, n: int, where: _Where) -> dict[str, np.ndarray]:
+def _read_splits(f: h5py.File, n: int, path: Path) -> dict[str, np.ndarray]:
     splits: dict[str, np.ndarray] = {}
     owner = np.full(n, -1, dtype=np.int64)
     for s, split in enumerate(SPLITS):
         key = f"/splits/{split}"
         if key not in f:
-            raise where.error(key, "missing")
+            raise _error(path, key, "missing")
         dataset = f[key]
         if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 1 or dataset.dtype.kind not in "iu":
-            raise where.error(key, "expected a 1-D integer dataset of row indices")
+            raise _error(path, key, "expected a 1-D integer dataset of row indices")
         idx = dataset[()].astype(np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             bad = idx[(idx < 0) | (idx >= n)][0]
-            raise where.error(key, f"index {bad} out of range 0..{n - 1}")
+            raise _error(path, key, f"index {bad} out of range 0..{n - 1}")
         if np.unique(idx).size != idx.size:
-            raise where.error(key, "repeats a row")
+            raise _error(path, key, "repeats a row")
         taken = owner[idx]
         if (taken >= 0).any():
             other = SPLITS[int(taken[taken >= 0][0])]
-            raise where.error(key, f"overlaps /splits/{other}")
+            raise _error(path, key, f"overlaps /splits/{other}")
         owner[idx] = s
         splits[split] = idx
     return splits
