@@ -3,7 +3,9 @@
 One search step = one network-weight update and one architecture-weight update (first-order
 DARTS), each on its own batch. Shapes: C=192, L=16, six input nodes (four 512-channel VGG maps
 pooled to 4x4, and 64- and 128-dim text vectors), 2 cells of 1 step, batch 96, 23 labels.
-Each row runs in a fresh subprocess so that its peak memory is its own.
+Each row runs in a fresh subprocess so that its peak memory is its own (peak RSS on CPU, which
+includes the synthetic inputs; peak allocated on CUDA). fp32 and bf16 autocast side by side where
+the device has native bf16.
 
     python bench/search_speed.py [--steps 30] [--device auto]
 """
@@ -22,7 +24,7 @@ SHAPES = {"maps": 4, "map_channels": 512, "side": 4, "vectors": (64, 128), "clas
 OBJECTIVES = ("supervised", "ssl", "ssl+supervised")
 
 
-def measure(objective: str, steps: int, device: str, batch: int) -> dict:
+def measure(objective: str, steps: int, device: str, batch: int, bf16: bool) -> dict:
     import torch
 
     from ssnas.data.pyramids import FeatureSet
@@ -30,7 +32,7 @@ def measure(objective: str, steps: int, device: str, batch: int) -> dict:
     from ssnas.nas.space import SpaceConfig
     from ssnas.reporting import InMemoryReporter
     from ssnas.stages.config import SearchConfig
-    from ssnas.stages.runtime import Runtime, configure_threads
+    from ssnas.stages.runtime import Runtime, configure_threads, cpu_has_bf16
     from ssnas.stages.search import search
 
     configure_threads()
@@ -44,7 +46,7 @@ def measure(objective: str, steps: int, device: str, batch: int) -> dict:
     features = FeatureSet(("image", "text"), (maps, vectors), {"train": idx[:n_train], "dev": idx[n_train:n_train + 1],
                           "test": idx[n_train + 1:]}, labels=labels)
     space = SpaceConfig(cells=2, steps=1, channels=192, positions=16, cell_multiplier=2)
-    runtime = Runtime(seed=0, device=device)
+    runtime = Runtime(seed=0, device=device, bf16=bf16)
 
     class Clock(InMemoryReporter):
         """Starts the clock after a warm-up of 3 steps."""
@@ -66,7 +68,8 @@ def measure(objective: str, steps: int, device: str, batch: int) -> dict:
     elapsed = time.perf_counter() - Clock.t0
     peak = (torch.cuda.max_memory_allocated() / 2**20 if runtime.torch_device().type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return {"objective": objective, "samples_per_s": batch * (steps - 3) / elapsed, "peak_mib": peak,
+    native_bf16 = bf16 and (runtime.torch_device().type == "cuda" or cpu_has_bf16())
+    return {"objective": objective, "precision": "bf16" if native_bf16 else "fp32", "samples_per_s": batch * (steps - 3) / elapsed, "peak_mib": peak,
             "device": str(runtime.torch_device()), "threads": torch.get_num_threads(),
             "total_s": time.perf_counter() - started, "genotype_ok": result.genotype is not None}
 
@@ -78,21 +81,27 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--objectives", default=",".join(OBJECTIVES))
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.steps, args.device, args.batch)))
+        print(json.dumps(measure(args.one, args.steps, args.device, args.batch, args.bf16)))
         return
     rows = []
     for objective in args.objectives.split(","):
-        out = subprocess.run([sys.executable, __file__, "--one", objective, "--steps", str(args.steps),
-                              "--batch", str(args.batch), "--device", args.device],
-                             check=True, capture_output=True, text=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        for bf16 in (False, True):
+            command = [sys.executable, __file__, "--one", objective, "--steps", str(args.steps),
+                       "--batch", str(args.batch), "--device", args.device] + (["--bf16"] if bf16 else [])
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            if bf16 and row["precision"] != "bf16":
+                continue  # no native bf16 here: the row would repeat fp32
+            rows.append(row)
     print(f"search step, MM-IMDB shapes (C=192, L=16, 6 nodes, 2 cells x 1 step), batch {args.batch}, "
           f"{args.steps} steps, {platform.processor() or platform.machine()}")
-    print(f"{'objective':<16} {'device':<8} {'threads':>7} {'samples/s':>10} {'peak MiB':>9}")
+    print(f"{'objective':<16} {'precision':<9} {'device':<8} {'threads':>7} {'samples/s':>10} {'peak MiB':>9}")
     for r in rows:
-        print(f"{r['objective']:<16} {r['device']:<8} {r['threads']:>7} {r['samples_per_s']:>10.0f} {r['peak_mib']:>9.0f}")
+        print(f"{r['objective']:<16} {r['precision']:<9} {r['device']:<8} {r['threads']:>7} "
+              f"{r['samples_per_s']:>10.0f} {r['peak_mib']:>9.0f}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ssnas.nas.primitives import ChannelBatchNorm
+from ssnas.nas.primitives import ChannelBatchNorm, Dropout
 
 
 class NodeProjection(nn.Module):
@@ -20,13 +20,14 @@ class NodeProjection(nn.Module):
         self.positions = positions
         self.linear = nn.Linear(in_channels, channels)
         self.norm = ChannelBatchNorm(channels)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, level: torch.Tensor) -> torch.Tensor:
-        node = self.dropout(torch.relu(self.norm(self.linear(level))))
+        node = torch.relu(self.norm(self.linear(level)))
         if node.shape[1] == 1:  # a vector level: repeating it over L positions after projecting is exact
-            node = node.expand(-1, self.positions, -1)
-        return node
+            # one dropout mask for all positions of a repeated vector, as dropping the vector itself
+            return self.dropout(node).expand(-1, self.positions, -1)
+        return self.dropout(node)
 
 
 class InputStem(nn.Module):

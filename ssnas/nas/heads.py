@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ssnas.nas.primitives import Dropout
+
 
 class ProjectionHead(nn.Module):
     """SimCLR's MLP: the contrastive loss is taken on its output, the representation kept below it."""
@@ -22,7 +24,7 @@ class Classifier(nn.Module):
 
     def __init__(self, in_features: int, num_classes: int, dropout: float = 0.1) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Dropout(dropout), nn.Linear(in_features, num_classes))
+        self.net = nn.Sequential(Dropout(dropout), nn.Linear(in_features, num_classes))
 
     def forward(self, representation: torch.Tensor) -> torch.Tensor:
         return self.net(representation)

@@ -25,6 +25,35 @@ class ChannelBatchNorm(nn.BatchNorm1d):
         return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
 
 
+def random_bytes(shape: torch.Size, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform random uint8s: drawn 8 at a time as int64s, which is several times faster on CPU."""
+    count = math.prod(shape)
+    words = torch.empty((count + 7) // 8, dtype=torch.int64, device=device)
+    words.random_(-(2**63), 2**63 - 1, generator=generator)
+    return words.view(torch.uint8)[:count].view(shape)
+
+
+class Dropout(nn.Module):
+    """Inverted dropout whose mask comes from random bytes, so p is rounded to a multiple of 1/256.
+
+    torch's CPU dropout spends most of its time drawing a float per element; this draws a byte.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.cutoff = round(p * 256)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.cutoff == 0:
+            return x
+        keep = random_bytes(x.shape, x.device) >= self.cutoff
+        return x * keep * (256.0 / (256 - self.cutoff))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class Zero(nn.Module):
     """No fusion: the step passes its first input through its residual alone."""
 
@@ -50,7 +79,7 @@ class Attention(nn.Module):
     def __init__(self, channels: int, positions: int, dropout: float) -> None:
         super().__init__()
         self.scale = 1.0 / math.sqrt(channels)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm([positions, channels])
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

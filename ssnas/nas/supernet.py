@@ -21,7 +21,7 @@ from ssnas.nas.space import SpaceConfig
 
 def _mix(weights: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     """(slots, n) weights over (n, B, L, C) candidates -> (slots, B, L, C), in one kernel."""
-    return torch.tensordot(weights, candidates, dims=1)
+    return torch.tensordot(weights.to(candidates.dtype), candidates, dims=1)
 
 
 class SearchStep(nn.Module):
@@ -100,14 +100,17 @@ class Supernet(nn.Module):
 
     def fuse(self, nodes: list[torch.Tensor]) -> torch.Tensor:
         steps = self.space.steps
-        states = torch.stack(nodes)
-        cell_outputs = []
+        inputs = torch.stack(nodes)
+        n = len(nodes)
+        cell_outputs: list[torch.Tensor] = []
         for k, cell in enumerate(self.cells):
-            inputs = _mix(torch.softmax(self.cell_input_logits[k], dim=-1), states)
+            weights = torch.softmax(self.cell_input_logits[k], dim=-1)
+            # earlier cells are added one by one rather than re-stacking every candidate per cell
+            mixed = _mix(weights[:, :n], inputs)
+            for j, earlier in enumerate(cell_outputs):
+                mixed = mixed + weights[:, n + j, None, None, None] * earlier
             step_inputs = [torch.softmax(w, dim=-1) for w in self.step_input_logits[k * steps : (k + 1) * steps]]
-            out = cell(inputs, step_inputs, torch.softmax(self.step_op_logits[k], dim=-1))
-            cell_outputs.append(out)
-            states = torch.cat((states, out.unsqueeze(0)))
+            cell_outputs.append(cell(mixed, step_inputs, torch.softmax(self.step_op_logits[k], dim=-1)))
         return self.head(cell_outputs[-self.space.cell_multiplier :])
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:

@@ -25,7 +25,7 @@ from ssnas.objectives import multilabel_bce
 from ssnas.reporting import Reporter
 from ssnas.stages.config import FinetuneConfig
 from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import NodeData, batch_indices, check_finite, cosine_lr, steps_per_epoch
+from ssnas.stages.training import adam, NodeData, batch_indices, check_finite, cosine_lr, steps_per_epoch
 
 
 @dataclass
@@ -76,7 +76,7 @@ def finetune(
     if config.freeze_encoder:
         network.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adam(params, lr=config.lr, weight_decay=config.weight_decay)
     labels = features.labels.float()
     train = labeled_subset(features.splits["train"], config.label_ratio, runtime.seed)
     dev, test = features.splits["dev"], features.splits["test"]
@@ -93,7 +93,9 @@ def finetune(
         losses = []
         for index in batch_indices(train, config.batch_size, generator):
             cosine_lr(optimizer, config.lr, config.lr_min, step / total)
-            loss = multilabel_bce(model(data.batch(index)), targets.index_select(0, index.to(device)))
+            with runtime.autocast(device):
+                logits = model(data.batch(index)).float()
+            loss = multilabel_bce(logits, targets.index_select(0, index.to(device)))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -103,7 +105,8 @@ def finetune(
             losses.append(value)
             reporter.metric("loss", value, step=step, epoch=epoch, split="train")
             reporter.progress("finetune", step, total, value)
-        threshold, dev_f1 = best_threshold(predict(model, data, dev, config.batch_size), labels[dev])
+        with runtime.autocast(device):
+            threshold, dev_f1 = best_threshold(predict(model, data, dev, config.batch_size), labels[dev])
         reporter.metric("epoch_loss", sum(losses) / len(losses), step=step, epoch=epoch, split="train")
         for key, value in dev_f1.items():
             reporter.metric(f"f1_{key}", value, step=step, epoch=epoch, split="dev")
@@ -117,7 +120,8 @@ def finetune(
         )
     _, best_epoch, threshold, dev_f1, state = best
     model.load_state_dict(state)
-    test_f1 = f1_scores(predict(model, data, test, config.batch_size), labels[test], threshold)
+    with runtime.autocast(device):
+        test_f1 = f1_scores(predict(model, data, test, config.batch_size), labels[test], threshold)
     for key, value in test_f1.items():
         reporter.metric(f"f1_{key}", value, step=step, epoch=best_epoch, split="test")
     reporter.event(

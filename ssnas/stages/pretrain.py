@@ -23,7 +23,7 @@ from ssnas.nas.space import SpaceConfig
 from ssnas.reporting import Reporter
 from ssnas.stages.config import PretrainConfig
 from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import NodeData, batch_indices, check_finite, contrastive_loss, cosine_lr, steps_per_epoch
+from ssnas.stages.training import adam, NodeData, batch_indices, check_finite, contrastive_loss, cosine_lr, steps_per_epoch
 
 
 @dataclass
@@ -67,7 +67,7 @@ def pretrain(
     projector = ProjectionHead(network.out_features, out_features=config.projection_dim).to(device)
     modality = tuple(data.node_modality[i] for i in network.used_nodes)
     params = [*network.parameters(), *projector.parameters()]
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = adam(params, lr=config.lr, weight_decay=config.weight_decay)
     train, dev = features.splits["train"], features.splits["dev"]
     per_epoch = steps_per_epoch(train.numel(), config.batch_size)
     total = per_epoch * config.epochs
@@ -78,8 +78,9 @@ def pretrain(
         losses = []
         for index in batch_indices(train, config.batch_size, generator):
             cosine_lr(optimizer, config.lr, config.lr_min, step / total)
-            used_levels = data.batch(index)
-            loss = contrastive_loss(network, projector, used_levels, modality, views, config.temperature, generator)
+            with runtime.autocast(device):
+                loss = contrastive_loss(network, projector, data.batch(index), modality, views, config.temperature,
+                                        generator).float()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -89,7 +90,8 @@ def pretrain(
             losses.append(value)
             reporter.metric("loss", value, step=step, epoch=epoch, split="train")
             reporter.progress("pretrain", step, total, value)
-        dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed)
+        with runtime.autocast(device):
+            dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed)
         reporter.metric("epoch_loss", sum(losses) / len(losses), step=step, epoch=epoch, split="train")
         reporter.metric("epoch_loss", dev_loss, step=step, epoch=epoch, split="dev")
         if dev_loss < best[0]:

@@ -27,7 +27,7 @@ from ssnas.objectives import multilabel_bce, nt_xent
 from ssnas.reporting import Reporter
 from ssnas.stages.config import SearchConfig
 from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import NodeData, batch_indices, check_finite, cosine_lr, steps_per_epoch
+from ssnas.stages.training import adam, NodeData, batch_indices, check_finite, cosine_lr, steps_per_epoch
 
 
 @dataclass
@@ -116,8 +116,8 @@ def search(
     arch_params = supernet.arch_parameters()
     arch_ids = {id(p) for p in arch_params}
     weight_params = [p for p in model.parameters() if id(p) not in arch_ids]
-    weight_opt = torch.optim.Adam(weight_params, lr=config.lr, weight_decay=config.weight_decay)
-    arch_opt = torch.optim.Adam(arch_params, lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
+    weight_opt = adam(weight_params, lr=config.lr, weight_decay=config.weight_decay)
+    arch_opt = adam(arch_params, lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
     start_epoch, genotypes = 0, []
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -127,17 +127,20 @@ def search(
         start_epoch = resume["epoch"] + 1
         genotypes = [Genotype.from_dict(g) for g in resume["genotypes"]]
 
-    def batch_loss(index: torch.Tensor, view_state: torch.Tensor, frozen_stem: bool = False) -> torch.Tensor:
-        view_gen = torch.Generator().manual_seed(0)
-        view_gen.set_state(view_state)
-        return model.loss(
-            data.batch(index),
-            data.node_modality,
-            view_gen,
-            targets=targets.index_select(0, index.to(device)) if targets is not None else None,
-            labeled=is_labeled.index_select(0, index.to(device)) if is_labeled is not None else None,
-            frozen_stem=frozen_stem,
-        )
+    def view_seed() -> int:
+        return int(torch.randint(2**62, (1,), generator=generator))
+
+    def batch_loss(index: torch.Tensor, seed: int, frozen_stem: bool = False) -> torch.Tensor:
+        """The loss on one batch; the same `seed` gives the same views (second order needs that)."""
+        with runtime.autocast(device):
+            return model.loss(
+                data.batch(index),
+                data.node_modality,
+                torch.Generator().manual_seed(seed),
+                targets=targets.index_select(0, index.to(device)) if targets is not None else None,
+                labeled=is_labeled.index_select(0, index.to(device)) if is_labeled is not None else None,
+                frozen_stem=frozen_stem,
+            ).float()
 
     per_epoch = steps_per_epoch(min(weight_rows.numel(), arch_rows.numel()), config.batch_size)
     total_steps = per_epoch * config.epochs
@@ -155,7 +158,7 @@ def search(
             cosine_lr(weight_opt, config.lr, config.lr_min, step / total_steps)
             for p in arch_params:
                 p.requires_grad_(False)
-            loss = batch_loss(weight_batch, generator.get_state())
+            loss = batch_loss(weight_batch, view_seed())
             weight_opt.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(weight_params, config.grad_clip)
@@ -163,21 +166,19 @@ def search(
             for p in arch_params:
                 p.requires_grad_(True)
 
-            view_state = generator.get_state()
+            arch_seed, train_seed = view_seed(), view_seed()
             arch_opt.zero_grad(set_to_none=True)
             if config.order == "first":
-                arch_loss = architect.first_order(arch_params, lambda: batch_loss(arch_batch, view_state, True))
+                arch_loss = architect.first_order(arch_params, lambda: batch_loss(arch_batch, arch_seed, True))
             else:
-                train_state = torch.Generator().manual_seed(step).get_state()
                 arch_loss = architect.second_order(
                     arch_params,
                     weight_params,
-                    lambda: batch_loss(weight_batch, train_state),
-                    lambda: batch_loss(arch_batch, view_state),
+                    lambda: batch_loss(weight_batch, train_seed),
+                    lambda: batch_loss(arch_batch, arch_seed),
                     xi=weight_opt.param_groups[0]["lr"],
                 )
             arch_opt.step()
-            torch.randn(1, generator=generator)  # advance the view stream past this step's draws
             step += 1
             value = check_finite(loss, "search", epoch)
             losses.append(value)

@@ -73,6 +73,11 @@ def contrastive_loss(
     return nt_xent(projector(network.fuse(view_a)), projector(network.fuse(view_b)), temperature)
 
 
+def adam(params: list[nn.Parameter], **options: object) -> torch.optim.Adam:
+    """Adam with its fused kernel: one pass over the weights instead of a dozen (CPU and CUDA)."""
+    return torch.optim.Adam(params, fused=True, **options)
+
+
 def cosine_lr(optimizer: torch.optim.Optimizer, base: float, minimum: float, progress: float) -> None:
     """Set the learning rate of a cosine schedule at `progress` in [0, 1]."""
     lr = minimum + 0.5 * (base - minimum) * (1.0 + math.cos(math.pi * min(progress, 1.0)))
