@@ -107,7 +107,7 @@ class FeatureSet:
 
     def without_labels(self) -> FeatureSet:
         """A view of the same data whose label access raises: what self-supervised stages get."""
-        hidden = FeatureSet.__new__(FeatureSet)
+        hidden = type(self).__new__(type(self))
         hidden.__dict__.update(self.__dict__)
         hidden._labels_hidden = True
         return hidden

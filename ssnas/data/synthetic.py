@@ -39,7 +39,7 @@ class SyntheticConfig:
     image_levels: int = 4
     image_channels: int = 32
     image_side: int = 4  # maps are side x side
-    text_dims: tuple[int, ...] = (16, 32)  # one vector level per entry
+    text_dims: tuple[int, ...] = (64, 128)  # one vector level per entry (BM-NAS's MM-IMDB text levels)
     shared_dim: int = 8  # d: the latent both modalities observe (split into two halves)
     specific_dim: int = 8  # per-modality nuisance latent
     classes: int = 8

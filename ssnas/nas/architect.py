@@ -32,8 +32,9 @@ def second_order(
     as in DARTS. Loss functions must draw the same batch and views on every call.
     """
     backup = [w.detach().clone() for w in weights]
+    virtual_step = _grads(train_loss(), weights)
     with torch.no_grad():
-        for w, g in zip(weights, _grads(train_loss(), weights)):
+        for w, g in zip(weights, virtual_step):
             w.sub_(xi * g)
     loss = val_loss()
     both = _grads(loss, [*arch, *weights])

@@ -124,6 +124,7 @@ def search(
         weight_opt.load_state_dict(resume["weight_opt"])
         arch_opt.load_state_dict(resume["arch_opt"])
         generator.set_state(resume["generator"])
+        torch.set_rng_state(resume["torch_rng"])
         start_epoch = resume["epoch"] + 1
         genotypes = [Genotype.from_dict(g) for g in resume["genotypes"]]
 
@@ -202,6 +203,7 @@ def search(
                 "weight_opt": weight_opt.state_dict(),
                 "arch_opt": arch_opt.state_dict(),
                 "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
                 "genotypes": [g.to_dict() for g in genotypes],
                 "space": space,
                 "in_channels": data.in_channels,

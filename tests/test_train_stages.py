@@ -1,0 +1,84 @@
+import math
+
+import pytest
+import torch
+
+from ssnas.baselines import load_baseline
+from ssnas.data.pyramids import FeatureSet
+from ssnas.data.splits import halves, labeled_subset
+from ssnas.data.views import ViewConfig
+from ssnas.errors import ConfigError, DatasetError
+from ssnas.nas.fixed import FixedNet
+from ssnas.reporting import InMemoryReporter
+from ssnas.stages.config import FinetuneConfig, PretrainConfig
+from ssnas.stages.finetune import finetune
+from ssnas.stages.pretrain import pretrain
+from ssnas.stages.runtime import Runtime
+from tests.test_search import forbid_labels
+
+CPU = Runtime(seed=0, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def genotype():
+    return load_baseline("bmnas-mmimdb")
+
+
+def test_pretrain_reads_no_labels_and_keeps_the_best_dev_epoch(tiny_features, tiny_space, genotype):
+    reporter = InMemoryReporter()
+    result = pretrain(forbid_labels(tiny_features), genotype, tiny_space, PretrainConfig(epochs=3, batch_size=32),
+                      ViewConfig(), CPU, reporter)
+    dev = reporter.values("epoch_loss", split="dev")
+    assert len(dev) == 3 and result.dev_loss == min(dev) and dev[result.best_epoch] == result.dev_loss
+    network = FixedNet([lv.shape[1] for p in tiny_features.levels for lv in p], genotype, tiny_space)
+    network.load_state_dict(result.network_state)  # a complete state of the fixed network
+
+
+def test_finetune_scores_test_once_with_dev_choices(tiny_features, tiny_space, genotype):
+    reporter = InMemoryReporter()
+    result = finetune(tiny_features, genotype, tiny_space, FinetuneConfig(epochs=3, batch_size=32, label_ratio=0.25),
+                      CPU, reporter)
+    assert result.labeled == math.ceil(0.25 * 192)
+    assert set(result.test) == {"weighted", "macro", "micro", "samples"}
+    assert all(0.0 <= v <= 1.0 for v in result.test.values())
+    dev_weighted = reporter.values("f1_weighted", split="dev")
+    assert len(dev_weighted) == 3 and max(dev_weighted) == result.dev["weighted"]
+    assert len(reporter.values("f1_weighted", split="test")) == 1  # the test split is read once
+
+
+def test_finetune_from_a_pretrained_network_and_frozen(tiny_features, tiny_space, genotype):
+    pre = pretrain(tiny_features, genotype, tiny_space, PretrainConfig(epochs=1, batch_size=32), ViewConfig(), CPU,
+                   InMemoryReporter())
+    frozen_before = {k: v.clone() for k, v in pre.network_state.items()}
+    reporter = InMemoryReporter()
+    result = finetune(tiny_features, genotype, tiny_space,
+                      FinetuneConfig(epochs=2, batch_size=32, freeze_encoder=True), CPU, reporter,
+                      network_state=pre.network_state)
+    assert 0.0 <= result.test["weighted"] <= 1.0
+    final = reporter.checkpoints[-1][1]["model"]
+    for name, value in frozen_before.items():  # a frozen encoder does not move, batch-norm statistics included
+        assert torch.equal(final[f"network.{name}"], value), name
+
+
+def test_labeled_subset_is_seeded_nested_and_sized():
+    rows = torch.arange(100, 300)
+    small, large = labeled_subset(rows, 0.1, seed=0), labeled_subset(rows, 0.3, seed=0)
+    assert small.numel() == 20 and large.numel() == 60
+    assert set(small.tolist()) <= set(large.tolist())
+    assert torch.equal(small, labeled_subset(rows, 0.1, seed=0))
+    assert not torch.equal(small, labeled_subset(rows, 0.1, seed=1))
+    assert labeled_subset(rows, 1e-6, seed=0).numel() == 1
+    with pytest.raises(ConfigError, match="label_ratio"):
+        labeled_subset(rows, 0.0, seed=0)
+
+
+def test_halves_are_disjoint_and_cover():
+    rows = torch.arange(51)
+    a, b = halves(rows, seed=0)
+    assert set(a.tolist()).isdisjoint(b.tolist()) and set(a.tolist()) | set(b.tolist()) == set(range(51))
+
+
+def test_finetune_needs_labels(tiny_features, tiny_space, genotype):
+    unlabeled = FeatureSet(tiny_features.modalities, tiny_features.levels, tiny_features.splits)
+    with pytest.raises(DatasetError, match="labels"):
+        finetune(unlabeled, genotype, tiny_space, FinetuneConfig(epochs=1), CPU, InMemoryReporter())
