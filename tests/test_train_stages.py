@@ -82,3 +82,16 @@ def test_finetune_needs_labels(tiny_features, tiny_space, genotype):
     unlabeled = FeatureSet(tiny_features.modalities, tiny_features.levels, tiny_features.splits)
     with pytest.raises(DatasetError, match="labels"):
         finetune(unlabeled, genotype, tiny_space, FinetuneConfig(epochs=1), CPU, InMemoryReporter())
+
+
+def test_pretrain_of_a_one_modality_genotype_falls_back_to_instance_views(tiny_features, tiny_space):
+    from ssnas.nas.genotype import CellGene, Genotype, StepGene
+
+    image_only = Genotype(
+        input_names=tiny_features.node_names,
+        cells=(CellGene((0, 1), (StepGene((0, 1), "sum"),), (2,)), CellGene((2, 6), (StepGene((0, 1), "sum"),), (2,))),
+        concat=(6, 7),
+    )
+    reporter = InMemoryReporter()
+    pretrain(tiny_features, image_only, tiny_space, PretrainConfig(epochs=1, batch_size=32), ViewConfig(), CPU, reporter)
+    assert any(level == "warning" and "instance policy" in message for level, message in reporter.events)

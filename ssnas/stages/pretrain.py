@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -66,6 +66,10 @@ def pretrain(
     network = FixedNet(data.in_channels, genotype, space).to(device)
     projector = ProjectionHead(network.out_features, out_features=config.projection_dim).to(device)
     modality = tuple(data.node_modality[i] for i in network.used_nodes)
+    if views.policy == "cross_modal" and len(set(modality)) < 2:
+        views = replace(views, policy="instance")
+        reporter.event("pretrain: the genotype reads one modality only, so views fall back to the instance policy",
+                       level="warning")
     params = [*network.parameters(), *projector.parameters()]
     optimizer = adam(params, lr=config.lr, weight_decay=config.weight_decay)
     train, dev = features.splits["train"], features.splits["dev"]
