@@ -1,4 +1,4 @@
-"""The settings and the printed summary of `python -m ssnas` (the embedded demo)."""
+"""The settings and the printed summary of `ssnas demo` / `python -m ssnas` (the embedded demo)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ DEMO_DATA = SyntheticConfig()
 
 
 def demo_config(
-    label_ratio: float, seed: int, device: str, epochs: int | None = None
+    label_ratio: float, seed: int, device: str, epochs: int | None = None, bf16: bool = False
 ) -> tuple[PipelineConfig, SyntheticConfig]:
     def e(default: int) -> int:
         return default if epochs is None else epochs
@@ -31,7 +31,7 @@ def demo_config(
         views=ViewConfig(),
         pretrain=PretrainConfig(epochs=e(10), batch_size=96, temperature=0.2),
         finetune=FinetuneConfig(epochs=e(20), batch_size=32, label_ratio=label_ratio),
-        runtime=Runtime(seed=seed, device=device),
+        runtime=Runtime(seed=seed, device=device, bf16=bf16),
     )
     return config, replace(DEMO_DATA, seed=seed)
 

@@ -53,6 +53,6 @@ def train_genotype(
 def run_pipeline(features: FeatureSet, config: PipelineConfig, reporter: Reporter) -> PipelineResult:
     """Search a genotype, then pretrain and fine-tune it."""
     searched = search(features, config.space, config.search, config.views, config.runtime, reporter)
-    reporter.event("search: found\n" + searched.genotype.describe())
+    reporter.event("search: found " + searched.genotype.describe().replace("\n", "; "))
     pretrained, tuned = train_genotype(features, searched.genotype, config, reporter)
     return PipelineResult(searched.genotype, searched, pretrained, tuned)

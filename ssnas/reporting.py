@@ -89,16 +89,23 @@ class ConsoleReporter(InMemoryReporter):
     _last_draw: float = 0.0
 
     def progress(self, stage: str, done: int, total: int, loss: float | None = None) -> None:
-        now = time.monotonic()
-        if done < total and now - self._last_draw < 0.1:
+        """Redraw one line on a terminal; into a file or pipe, write a line per tenth of the work."""
+        interactive = self.stream.isatty()
+        if interactive:
+            now = time.monotonic()
+            if done < total and now - self._last_draw < 0.1:
+                return
+            self._last_draw = now
+        elif done < total and done % max(1, total // 10):
             return
-        self._last_draw = now
         filled = int(self.width * done / max(total, 1))
         bar = "#" * filled + "." * (self.width - filled)
         loss_text = f"  loss {loss:.4f}" if loss is not None else ""
-        self.stream.write(f"\r{stage:<9} [{bar}] {done}/{total}{loss_text}   ")
-        if done >= total:
-            self.stream.write("\n")
+        line = f"{stage:<9} [{bar}] {done}/{total}{loss_text}"
+        if interactive:
+            self.stream.write(f"\r{line}   " + ("\n" if done >= total else ""))
+        else:
+            self.stream.write(line + "\n")
         self.stream.flush()
 
     def event(self, message: str, level: str = "info") -> None:

@@ -11,7 +11,7 @@ HEAVY = ("torch", "torchvision", "transformers", "tensorboard", "textual")
 @pytest.mark.parametrize(
     "module",
     ["ssnas", "ssnas.errors", "ssnas.nas.genotype", "ssnas.nas.derive", "ssnas.nas.vocabulary", "ssnas.nas.space",
-     "ssnas.baselines", "ssnas.stages.config", "ssnas.__main__"],
+     "ssnas.baselines", "ssnas.stages.config", "ssnas.cli"],
 )
 def test_light_modules_import_no_heavy_library(module):
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
@@ -19,13 +19,19 @@ def test_light_modules_import_no_heavy_library(module):
     assert done.stdout.strip() == ""
 
 
-def test_demo_help_imports_no_torch():
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["features", "--help"], ["baselines"]])
+def test_commands_that_do_not_train_import_no_torch(argv):
     code = (
         "import sys\n"
-        "from ssnas.__main__ import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "print('torch' in sys.modules, file=sys.stderr)"
+        "from ssnas.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        "print([m for m in " + repr(HEAVY) + " if m in sys.modules], file=sys.stderr)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert "usage: python -m ssnas" in done.stdout
-    assert done.stderr.strip() == "False"
+    assert done.stdout.strip()
+    assert done.stderr.strip() == "[]"
+
+
+def test_python_dash_m_ssnas_help_names_itself():
+    done = subprocess.run([sys.executable, "-m", "ssnas", "--help"], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("Usage: python -m ssnas [OPTIONS]")

@@ -41,4 +41,15 @@ def test_python_dash_m_ssnas_runs_the_demo_and_prints_the_table():
 def test_python_dash_m_ssnas_rejects_a_bad_label_ratio():
     done = subprocess.run([sys.executable, "-m", "ssnas", "--label-ratio", "2"], capture_output=True, text=True)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines()[-1] == "error: finetune.label_ratio: 2.0 is out of range (0, 1]"
+    assert done.stderr.strip().splitlines() == ["Error: finetune.label_ratio: 2.0 is out of range (0, 1]"]
+
+
+def test_console_progress_into_a_file_writes_a_line_per_tenth(tmp_path):
+    from ssnas.reporting import ConsoleReporter
+
+    with open(tmp_path / "log.txt", "w") as stream:
+        reporter = ConsoleReporter(stream=stream)
+        for step in range(1, 101):
+            reporter.progress("search", step, 100, loss=1.0 / step)
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    assert len(lines) == 10 and lines[-1] == "search    [########################] 100/100  loss 0.0100"
