@@ -27,7 +27,6 @@ from ssnas.demo import demo_config, used_input_nodes
 from ssnas.nas.genotype import CellGene, Genotype, StepGene, diff, random_genotype
 from ssnas.pipeline import run_pipeline, train_genotype
 from ssnas.reporting import InMemoryReporter
-from ssnas.stages.config import SearchConfig
 from ssnas.stages.runtime import configure_threads
 
 

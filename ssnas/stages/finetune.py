@@ -25,7 +25,7 @@ from ssnas.objectives import multilabel_bce
 from ssnas.reporting import Reporter
 from ssnas.stages.config import FinetuneConfig
 from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import adam, NodeData, batch_indices, check_finite, cosine_lr, steps_per_epoch
+from ssnas.stages.training import NodeData, adam, batch_indices, cosine_lr, descend, record_step, steps_per_epoch
 
 
 @dataclass
@@ -96,15 +96,9 @@ def finetune(
             with runtime.autocast(device):
                 logits = model(data.batch(index)).float()
             loss = multilabel_bce(logits, targets.index_select(0, index.to(device)))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            descend(loss, optimizer, params, config.grad_clip)
             step += 1
-            value = check_finite(loss, "finetune", epoch)
-            losses.append(value)
-            reporter.metric("loss", value, step=step, epoch=epoch, split="train")
-            reporter.progress("finetune", step, total, value)
+            losses.append(record_step(reporter, "finetune", loss, step, total, epoch))
         with runtime.autocast(device):
             threshold, dev_f1 = best_threshold(predict(model, data, dev, config.batch_size), labels[dev])
         reporter.metric("epoch_loss", sum(losses) / len(losses), step=step, epoch=epoch, split="train")

@@ -23,7 +23,16 @@ from ssnas.nas.space import SpaceConfig
 from ssnas.reporting import Reporter
 from ssnas.stages.config import PretrainConfig
 from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import adam, NodeData, batch_indices, check_finite, contrastive_loss, cosine_lr, steps_per_epoch
+from ssnas.stages.training import (
+    NodeData,
+    adam,
+    batch_indices,
+    contrastive_loss,
+    cosine_lr,
+    descend,
+    record_step,
+    steps_per_epoch,
+)
 
 
 @dataclass
@@ -85,15 +94,9 @@ def pretrain(
             with runtime.autocast(device):
                 loss = contrastive_loss(network, projector, data.batch(index), modality, views, config.temperature,
                                         generator).float()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(params, config.grad_clip)
-            optimizer.step()
+            descend(loss, optimizer, params, config.grad_clip)
             step += 1
-            value = check_finite(loss, "pretrain", epoch)
-            losses.append(value)
-            reporter.metric("loss", value, step=step, epoch=epoch, split="train")
-            reporter.progress("pretrain", step, total, value)
+            losses.append(record_step(reporter, "pretrain", loss, step, total, epoch))
         with runtime.autocast(device):
             dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed)
         reporter.metric("epoch_loss", sum(losses) / len(losses), step=step, epoch=epoch, split="train")

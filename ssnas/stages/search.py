@@ -27,7 +27,7 @@ from ssnas.objectives import multilabel_bce, nt_xent
 from ssnas.reporting import Reporter
 from ssnas.stages.config import SearchConfig
 from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import adam, NodeData, batch_indices, check_finite, cosine_lr, steps_per_epoch
+from ssnas.stages.training import NodeData, adam, batch_indices, cosine_lr, descend, record_step, steps_per_epoch
 
 
 @dataclass
@@ -160,10 +160,7 @@ def search(
             for p in arch_params:
                 p.requires_grad_(False)
             loss = batch_loss(weight_batch, view_seed())
-            weight_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(weight_params, config.grad_clip)
-            weight_opt.step()
+            descend(loss, weight_opt, weight_params, config.grad_clip)
             for p in arch_params:
                 p.requires_grad_(True)
 
@@ -181,11 +178,8 @@ def search(
                 )
             arch_opt.step()
             step += 1
-            value = check_finite(loss, "search", epoch)
-            losses.append(value)
+            losses.append(record_step(reporter, "search", loss, step, total_steps, epoch))
             arch_losses.append(float(arch_loss.detach()))
-            reporter.metric("loss", value, step=step, epoch=epoch, split="train")
-            reporter.progress("search", step, total_steps, value)
 
         weights = supernet.arch_weights()
         genotype = supernet.genotype()

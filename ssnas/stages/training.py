@@ -12,6 +12,7 @@ from ssnas.data.pyramids import FeatureSet, input_nodes
 from ssnas.data.views import ViewConfig, make_views
 from ssnas.errors import SsnasError
 from ssnas.objectives import nt_xent
+from ssnas.reporting import Reporter
 
 
 class NonFiniteLoss(SsnasError):
@@ -89,4 +90,20 @@ def check_finite(loss: torch.Tensor, stage: str, epoch: int) -> float:
     value = float(loss.detach())
     if not math.isfinite(value):
         raise NonFiniteLoss(f"{stage}: loss became {value} in epoch {epoch}; lower the learning rate")
+    return value
+
+
+def descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[nn.Parameter], grad_clip: float) -> None:
+    """One clipped gradient step on `params`."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+
+
+def record_step(reporter: Reporter, stage: str, loss: torch.Tensor, step: int, total: int, epoch: int) -> float:
+    """Check the step's loss, log it and move the progress line; returns it as a float."""
+    value = check_finite(loss, stage, epoch)
+    reporter.metric("loss", value, step=step, epoch=epoch, split="train")
+    reporter.progress(stage, step, total, value)
     return value
