@@ -35,6 +35,9 @@ class Reporter(Protocol):
     def event(self, message: str, level: str = "info") -> None:
         """Something a person should read in the run's log."""
 
+    def should_stop(self) -> bool:
+        """Whether the run was asked to stop; stages check it between steps."""
+
 
 @dataclass
 class MetricRow:
@@ -55,6 +58,8 @@ class InMemoryReporter:
     checkpoints: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
     keep_checkpoints: int = 1
+    stop_after: int | None = None  # tests: ask the stage to stop once this many steps were reported
+    steps_seen: int = 0
 
     def metric(self, key: str, value: float, *, step: int, epoch: int | None = None, split: str | None = None) -> None:
         self.metrics.append(MetricRow(key, float(value), step, epoch, split))
@@ -70,10 +75,13 @@ class InMemoryReporter:
         del self.checkpoints[: -self.keep_checkpoints]
 
     def progress(self, stage: str, done: int, total: int, loss: float | None = None) -> None:
-        pass
+        self.steps_seen = done
 
     def event(self, message: str, level: str = "info") -> None:
         self.events.append((level, message))
+
+    def should_stop(self) -> bool:
+        return self.stop_after is not None and self.stop_after <= self.steps_seen
 
     def values(self, key: str, split: str | None = None) -> list[float]:
         """The series of one metric, in the order reported."""

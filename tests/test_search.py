@@ -12,7 +12,7 @@ from ssnas.reporting import InMemoryReporter
 from ssnas.stages.config import SearchConfig
 from ssnas.stages.runtime import Runtime
 from ssnas.stages.search import search
-from ssnas.stages.training import NonFiniteLoss
+from ssnas.stages.training import NonFiniteLoss, StageStopped
 
 
 class LabelsForbidden(FeatureSet):
@@ -82,18 +82,23 @@ def test_search_is_repeatable_bit_for_bit_on_cpu(tiny_features, tiny_space):
     assert ra.values("loss") != rc.values("loss")
 
 
-def test_resume_continues_as_if_never_stopped(tiny_features, tiny_space):
+@pytest.mark.parametrize("stop_after", [4, 6])  # 3 steps per epoch: mid-epoch, and at an epoch's end
+def test_a_stopped_search_resumes_exactly_where_it_stopped(tiny_features, tiny_space, stop_after):
     config = SearchConfig(objective="ssl", epochs=3, batch_size=32)
     runtime = Runtime(seed=1, device="cpu")
-    full_reporter = InMemoryReporter(keep_checkpoints=3)
+    full_reporter = InMemoryReporter()
     full = search(tiny_features, tiny_space, config, ViewConfig(), runtime, full_reporter)
-    after_epoch_0 = full_reporter.checkpoints[0][1]
-    assert after_epoch_0["epoch"] == 0
+    assert len(full_reporter.values("loss")) == 9
+
+    stopped = InMemoryReporter(stop_after=stop_after)
+    with pytest.raises(StageStopped, match=f"search: stopped on request after step {stop_after}"):
+        search(tiny_features, tiny_space, config, ViewConfig(), runtime, stopped)
+    state = stopped.checkpoints[-1][1]
+    assert state["position"]["step"] == stop_after
     resumed_reporter = InMemoryReporter()
-    resumed = search(tiny_features, tiny_space, config, ViewConfig(), runtime, resumed_reporter, resume=after_epoch_0)
-    resumed_losses = resumed_reporter.values("loss")
-    assert resumed_losses == full_reporter.values("loss")[-len(resumed_losses):]
-    assert len(resumed_losses) == 2 * len(full_reporter.values("loss")) // 3
+    resumed = search(tiny_features, tiny_space, config, ViewConfig(), runtime, resumed_reporter, resume=state)
+    assert stopped.values("loss") + resumed_reporter.values("loss") == full_reporter.values("loss")
+    assert stopped.values("epoch_loss") + resumed_reporter.values("epoch_loss") == full_reporter.values("epoch_loss")
     assert resumed.arch_weights == full.arch_weights
     assert resumed.genotypes == full.genotypes
 

@@ -95,3 +95,29 @@ def test_pretrain_of_a_one_modality_genotype_falls_back_to_instance_views(tiny_f
     reporter = InMemoryReporter()
     pretrain(tiny_features, image_only, tiny_space, PretrainConfig(epochs=1, batch_size=32), ViewConfig(), CPU, reporter)
     assert any(level == "warning" and "instance policy" in message for level, message in reporter.events)
+
+
+@pytest.mark.parametrize("stage", ["pretrain", "finetune"])
+def test_a_stopped_stage_resumes_exactly_where_it_stopped(tiny_features, tiny_space, genotype, stage):
+    from ssnas.stages.training import StageStopped
+
+    def run(reporter, resume=None):
+        if stage == "pretrain":
+            return pretrain(tiny_features, genotype, tiny_space, PretrainConfig(epochs=2, batch_size=64), ViewConfig(),
+                            CPU, reporter, resume=resume)
+        return finetune(tiny_features, genotype, tiny_space, FinetuneConfig(epochs=3, batch_size=32, label_ratio=0.5),
+                        CPU, reporter, resume=resume)
+
+    full_reporter = InMemoryReporter()
+    full = run(full_reporter)
+    stopped = InMemoryReporter(stop_after=2)
+    with pytest.raises(StageStopped, match=f"{stage}: stopped on request after step 2"):
+        run(stopped)
+    resumed_reporter = InMemoryReporter()
+    resumed = run(resumed_reporter, resume=stopped.checkpoints[-1][1])
+    assert stopped.values("loss") + resumed_reporter.values("loss") == full_reporter.values("loss")
+    assert stopped.values("epoch_loss") + resumed_reporter.values("epoch_loss") == full_reporter.values("epoch_loss")
+    if stage == "finetune":
+        assert resumed.test == full.test and resumed.threshold == full.threshold
+    else:
+        assert resumed.dev_loss == full.dev_loss

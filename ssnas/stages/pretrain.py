@@ -7,6 +7,7 @@ lowest contrastive loss on the dev split.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -25,13 +26,17 @@ from ssnas.stages.config import PretrainConfig
 from ssnas.stages.runtime import Runtime
 from ssnas.stages.training import (
     NodeData,
+    Position,
     adam,
     batch_indices,
     contrastive_loss,
     cosine_lr,
     descend,
+    epoch_generator,
     record_step,
+    step_seed,
     steps_per_epoch,
+    stop_if_asked,
 )
 
 
@@ -66,11 +71,13 @@ def pretrain(
     views: ViewConfig,
     runtime: Runtime,
     reporter: Reporter,
+    resume: dict[str, Any] | None = None,
 ) -> PretrainResult:
+    """Pretrain (or resume pretraining) the genotype's network; keeps the best dev epoch."""
     started = time.perf_counter()
     features = features.without_labels()
     device = runtime.torch_device()
-    generator = runtime.seed_everything(offset=1)
+    runtime.seed_everything(offset=1)
     data = NodeData(features, space.positions, device)
     network = FixedNet(data.in_channels, genotype, space).to(device)
     projector = ProjectionHead(network.out_features, out_features=config.projection_dim).to(device)
@@ -81,43 +88,48 @@ def pretrain(
                        level="warning")
     params = [*network.parameters(), *projector.parameters()]
     optimizer = adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    best = {"dev_loss": float("inf"), "epoch": -1, "network": copy.deepcopy(network.state_dict())}
+    if resume is not None:
+        network.load_state_dict(resume["network"])
+        projector.load_state_dict(resume["projector"])
+        optimizer.load_state_dict(resume["optimizer"])
+        best = resume["best"]
+    at = Position.resume(resume)
     train, dev = features.splits["train"], features.splits["dev"]
     per_epoch = steps_per_epoch(train.numel(), config.batch_size)
     total = per_epoch * config.epochs
-    best = (float("inf"), -1, copy.deepcopy(network.state_dict()))
-    reporter.genotype(genotype, step=0, epoch=0)
-    step = 0
-    for epoch in range(config.epochs):
-        losses = []
-        for index in batch_indices(train, config.batch_size, generator):
-            cosine_lr(optimizer, config.lr, config.lr_min, step / total)
+
+    def checkpoint() -> dict[str, Any]:
+        return {"stage": "pretrain", "position": at.to_dict(), "network": network.state_dict(),
+                "projector": projector.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
+                "genotype": genotype.to_dict(), "space": dataclasses.asdict(space), "in_channels": data.in_channels}
+
+    if at.step == 0:
+        reporter.genotype(genotype, step=0, epoch=0)
+    while at.epoch < config.epochs:
+        for index in batch_indices(train, config.batch_size, epoch_generator(runtime.seed, at.epoch))[at.index :]:
+            cosine_lr(optimizer, config.lr, config.lr_min, at.step / total)
+            views_of_step = torch.Generator().manual_seed(step_seed(runtime.seed, at.step))
             with runtime.autocast(device):
                 loss = contrastive_loss(network, projector, data.batch(index), modality, views, config.temperature,
-                                        generator).float()
+                                        views_of_step).float()
             descend(loss, optimizer, params, config.grad_clip)
-            step += 1
-            losses.append(record_step(reporter, "pretrain", loss, step, total, epoch))
+            at.step += 1
+            at.index += 1
+            at.losses.append(record_step(reporter, "pretrain", loss, at.step, total, at.epoch))
+            if at.index < per_epoch:
+                stop_if_asked(reporter, "pretrain", at, checkpoint)
         with runtime.autocast(device):
             dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed)
-        reporter.metric("epoch_loss", sum(losses) / len(losses), step=step, epoch=epoch, split="train")
+        epoch, step = at.epoch, at.step
+        reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
         reporter.metric("epoch_loss", dev_loss, step=step, epoch=epoch, split="dev")
-        if dev_loss < best[0]:
-            best = (dev_loss, epoch, copy.deepcopy(network.state_dict()))
-        reporter.checkpoint(_checkpoint(network, projector, optimizer, genotype, space, data, epoch), epoch=epoch)
-    reporter.event(f"pretrain: kept epoch {best[1]} (dev contrastive loss {best[0]:.4f})")
-    return PretrainResult(network_state=best[2], best_epoch=best[1], dev_loss=best[0],
+        if dev_loss < best["dev_loss"]:
+            best = {"dev_loss": dev_loss, "epoch": epoch, "network": copy.deepcopy(network.state_dict())}
+        at.next_epoch()
+        reporter.checkpoint(checkpoint(), epoch=epoch)
+        if at.epoch < config.epochs:
+            stop_if_asked(reporter, "pretrain", at, checkpoint)
+    reporter.event(f"pretrain: kept epoch {best['epoch']} (dev contrastive loss {best['dev_loss']:.4f})")
+    return PretrainResult(network_state=best["network"], best_epoch=best["epoch"], dev_loss=best["dev_loss"],
                           seconds=time.perf_counter() - started)
-
-
-def _checkpoint(network: FixedNet, projector: nn.Module, optimizer: torch.optim.Optimizer, genotype: Genotype,
-                space: SpaceConfig, data: NodeData, epoch: int) -> dict[str, Any]:
-    return {
-        "stage": "pretrain",
-        "epoch": epoch,
-        "network": network.state_dict(),
-        "projector": projector.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "genotype": genotype.to_dict(),
-        "space": space,
-        "in_channels": data.in_channels,
-    }

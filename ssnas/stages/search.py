@@ -7,6 +7,7 @@ be read at all, so that "searched without labels" is a property of the code, not
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +28,19 @@ from ssnas.objectives import multilabel_bce, nt_xent
 from ssnas.reporting import Reporter
 from ssnas.stages.config import SearchConfig
 from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import NodeData, adam, batch_indices, cosine_lr, descend, record_step, steps_per_epoch
+from ssnas.stages.training import (
+    NodeData,
+    Position,
+    adam,
+    batch_indices,
+    cosine_lr,
+    descend,
+    epoch_generator,
+    record_step,
+    step_seed,
+    steps_per_epoch,
+    stop_if_asked,
+)
 
 
 @dataclass
@@ -101,7 +114,7 @@ def search(
     if not config.uses_labels:
         features = features.without_labels()
     device = runtime.torch_device()
-    generator = runtime.seed_everything()
+    runtime.seed_everything()
     data = NodeData(features, space.positions, device)
     rows, labeled_rows = _search_rows(features, config, runtime.seed)
     targets = features.labels.to(device).float() if config.uses_labels else None
@@ -118,18 +131,13 @@ def search(
     weight_params = [p for p in model.parameters() if id(p) not in arch_ids]
     weight_opt = adam(weight_params, lr=config.lr, weight_decay=config.weight_decay)
     arch_opt = adam(arch_params, lr=config.arch_lr, betas=(0.5, 0.999), weight_decay=config.arch_weight_decay)
-    start_epoch, genotypes = 0, []
+    genotypes: list[Genotype] = []
     if resume is not None:
         model.load_state_dict(resume["model"])
         weight_opt.load_state_dict(resume["weight_opt"])
         arch_opt.load_state_dict(resume["arch_opt"])
-        generator.set_state(resume["generator"])
-        torch.set_rng_state(resume["torch_rng"])
-        start_epoch = resume["epoch"] + 1
         genotypes = [Genotype.from_dict(g) for g in resume["genotypes"]]
-
-    def view_seed() -> int:
-        return int(torch.randint(2**62, (1,), generator=generator))
+    at = Position.resume(resume)
 
     def batch_loss(index: torch.Tensor, seed: int, frozen_stem: bool = False) -> torch.Tensor:
         """The loss on one batch; the same `seed` gives the same views (second order needs that)."""
@@ -143,28 +151,37 @@ def search(
                 frozen_stem=frozen_stem,
             ).float()
 
+    def checkpoint() -> dict[str, Any]:
+        return {
+            "stage": "search",
+            "position": at.to_dict(),
+            "model": model.state_dict(),
+            "weight_opt": weight_opt.state_dict(),
+            "arch_opt": arch_opt.state_dict(),
+            "genotypes": [g.to_dict() for g in genotypes],
+            "space": dataclasses.asdict(space),
+            "in_channels": data.in_channels,
+        }
+
     per_epoch = steps_per_epoch(min(weight_rows.numel(), arch_rows.numel()), config.batch_size)
     total_steps = per_epoch * config.epochs
-    step = start_epoch * per_epoch
-    if start_epoch == 0:
+    if at.step == 0:
         reporter.arch_weights(supernet.arch_weights(), step=0, epoch=0)
-    for epoch in range(start_epoch, config.epochs):
+    while at.epoch < config.epochs:
         model.train()
-        losses, arch_losses = [], []
-        pairs = zip(
-            batch_indices(weight_rows, config.batch_size, generator),
-            batch_indices(arch_rows, config.batch_size, generator),
-        )
-        for weight_batch, arch_batch in pairs:
-            cosine_lr(weight_opt, config.lr, config.lr_min, step / total_steps)
+        generator = epoch_generator(runtime.seed, at.epoch)
+        weight_batches = batch_indices(weight_rows, config.batch_size, generator)
+        arch_batches = batch_indices(arch_rows, config.batch_size, generator)
+        for weight_batch, arch_batch in list(zip(weight_batches, arch_batches))[at.index :]:
+            cosine_lr(weight_opt, config.lr, config.lr_min, at.step / total_steps)
             for p in arch_params:
                 p.requires_grad_(False)
-            loss = batch_loss(weight_batch, view_seed())
+            loss = batch_loss(weight_batch, step_seed(runtime.seed, at.step, 0))
             descend(loss, weight_opt, weight_params, config.grad_clip)
             for p in arch_params:
                 p.requires_grad_(True)
 
-            arch_seed, train_seed = view_seed(), view_seed()
+            arch_seed, train_seed = step_seed(runtime.seed, at.step, 1), step_seed(runtime.seed, at.step, 2)
             arch_opt.zero_grad(set_to_none=True)
             if config.order == "first":
                 arch_loss = architect.first_order(arch_params, lambda: batch_loss(arch_batch, arch_seed, True))
@@ -177,38 +194,30 @@ def search(
                     xi=weight_opt.param_groups[0]["lr"],
                 )
             arch_opt.step()
-            step += 1
-            losses.append(record_step(reporter, "search", loss, step, total_steps, epoch))
-            arch_losses.append(float(arch_loss.detach()))
+            at.step += 1
+            at.index += 1
+            at.losses.append(record_step(reporter, "search", loss, at.step, total_steps, at.epoch))
+            at.side_losses.append(float(arch_loss.detach()))
+            if at.index < per_epoch:
+                stop_if_asked(reporter, "search", at, checkpoint)
 
-        weights = supernet.arch_weights()
         genotype = supernet.genotype()
         genotypes.append(genotype)
-        reporter.metric("epoch_loss", sum(losses) / len(losses), step=step, epoch=epoch, split="train")
-        reporter.metric("epoch_loss", sum(arch_losses) / len(arch_losses), step=step, epoch=epoch, split="arch")
+        epoch, step = at.epoch, at.step
+        reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
+        reporter.metric("epoch_loss", sum(at.side_losses) / len(at.side_losses), step=step, epoch=epoch, split="arch")
         reporter.metric("lr", weight_opt.param_groups[0]["lr"], step=step, epoch=epoch)
-        reporter.arch_weights(weights, step=step, epoch=epoch)
+        reporter.arch_weights(supernet.arch_weights(), step=step, epoch=epoch)
         reporter.genotype(genotype, step=step, epoch=epoch)
-        reporter.checkpoint(
-            {
-                "stage": "search",
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "weight_opt": weight_opt.state_dict(),
-                "arch_opt": arch_opt.state_dict(),
-                "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "genotypes": [g.to_dict() for g in genotypes],
-                "space": space,
-                "in_channels": data.in_channels,
-            },
-            epoch=epoch,
-        )
+        at.next_epoch()
+        reporter.checkpoint(checkpoint(), epoch=epoch)
+        if at.epoch < config.epochs:
+            stop_if_asked(reporter, "search", at, checkpoint)
     final_weights = supernet.arch_weights()
     return SearchResult(
         genotype=supernet.genotype(),
         arch_weights=final_weights,
         genotypes=genotypes,
-        state={"model": model.state_dict(), "space": space, "in_channels": data.in_channels},
+        state={"model": model.state_dict(), "space": dataclasses.asdict(space), "in_channels": data.in_channels},
         seconds=time.perf_counter() - started,
     )

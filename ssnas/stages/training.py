@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -17,6 +19,55 @@ from ssnas.reporting import Reporter
 
 class NonFiniteLoss(SsnasError):
     """Training diverged: the loss became NaN or infinite."""
+
+
+class StageStopped(SsnasError):
+    """The stage stopped on request (e.g. SIGTERM) after saving a checkpoint it can resume from."""
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator of one epoch's batch order: a function of (seed, epoch) alone, so that a run
+    resumed in the middle of an epoch draws the same batches as one that never stopped."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def step_seed(seed: int, step: int, role: int = 0) -> int:
+    """Seed of the random views of one step (and one role in it), likewise stateless."""
+    return ((seed * 1_000_003 + step) * 8 + role) % (2**63)
+
+
+@dataclass
+class Position:
+    """Where a stage is, at step granularity: what a checkpoint needs to resume exactly."""
+
+    epoch: int = 0
+    index: int = 0  # batches of `epoch` already done
+    step: int = 0  # steps done in the whole stage
+    losses: list[float] = field(default_factory=list)  # this epoch's losses so far
+    side_losses: list[float] = field(default_factory=list)  # a second series (the search's arch loss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "index": self.index, "step": self.step, "losses": list(self.losses),
+                "side_losses": list(self.side_losses), "torch_rng": torch.get_rng_state()}
+
+    @classmethod
+    def resume(cls, state: dict[str, Any] | None) -> Position:
+        """The position saved in a checkpoint (restoring the global RNG dropout draws from), or the start."""
+        if state is None:
+            return cls()
+        saved = state["position"]
+        torch.set_rng_state(saved["torch_rng"])
+        return cls(saved["epoch"], saved["index"], saved["step"], list(saved["losses"]), list(saved["side_losses"]))
+
+    def next_epoch(self) -> None:
+        self.epoch, self.index, self.losses, self.side_losses = self.epoch + 1, 0, [], []
+
+
+def stop_if_asked(reporter: Reporter, stage: str, position: Position, checkpoint: Callable[[], dict[str, Any]]) -> None:
+    """Between steps: when the run was asked to stop, save where it is and unwind."""
+    if reporter.should_stop():
+        reporter.checkpoint(checkpoint(), epoch=position.epoch)
+        raise StageStopped(f"{stage}: stopped on request after step {position.step}")
 
 
 class NodeData:
@@ -36,13 +87,12 @@ class NodeData:
 
 def batch_indices(
     indices: torch.Tensor, batch_size: int, generator: torch.Generator | None, drop_last: bool = True
-) -> Iterator[torch.Tensor]:
+) -> list[torch.Tensor]:
     """Shuffled (when a generator is given) batches of row indices; one per step."""
     order = indices[torch.randperm(indices.numel(), generator=generator)] if generator is not None else indices
     size = min(batch_size, order.numel())
     stop = order.numel() - (order.numel() % size if drop_last else 0)
-    for start in range(0, stop, size):
-        yield order[start : start + size]
+    return [order[start : start + size] for start in range(0, stop, size)]
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
