@@ -19,3 +19,11 @@ class DatasetError(SsnasError, ValueError):
 
 class ConfigError(SsnasError, ValueError):
     """A stage configuration value that is out of range or inconsistent."""
+
+
+class RegistryError(SsnasError, ValueError):
+    """A run registry that cannot be opened or queried, or a run that does not exist (names the path)."""
+
+
+class RecipeError(SsnasError, ValueError):
+    """A recipe (TOML file, --set override or stored config) that cannot run (names the file and the key)."""

@@ -1,0 +1,1 @@
+"""The `ssnas` subcommands, one module per family; `ssnas.cli` assembles them."""

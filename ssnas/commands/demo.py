@@ -1,0 +1,66 @@
+"""Commands that need no registry: the in-process demo, the feature cache, the bundled baselines."""
+
+from __future__ import annotations
+
+import click
+
+from ssnas.commands.common import reports_errors
+
+
+@click.command()
+@click.option("--label-ratio", type=float, default=0.1, show_default=True, help="Fraction r of training labels read.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--epochs", type=int, default=None, help="Epochs of every stage (default: the demo's own).")
+@click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA, or a CPU with native bf16).")
+@reports_errors
+def demo(label_ratio: float, seed: int, device: str, epochs: int | None, bf16: bool) -> None:
+    """Search -> pretrain -> fine-tune on the embedded synthetic dataset, in this process."""
+    from ssnas.data.synthetic import make_synthetic
+    from ssnas.demo import demo_config, format_summary
+    from ssnas.pipeline import run_pipeline
+    from ssnas.reporting import ConsoleReporter
+    from ssnas.stages.runtime import configure_threads
+
+    configure_threads()
+    config, data_config = demo_config(label_ratio, seed, device, epochs, bf16)
+    features = make_synthetic(data_config)
+    reporter = ConsoleReporter()
+    reporter.event(f"ssnas: self-supervised search -> pretrain -> fine-tune on the synthetic dataset "
+                   f"(r = {label_ratio}, seed {seed})")
+    click.echo(format_summary(run_pipeline(features, config, reporter), data_config))
+
+
+@click.command()
+@click.argument("dataset", type=click.Choice(["synthetic", "mmimdb", "features"]))
+@click.argument("output", type=click.Path(dir_okay=False))
+@click.option("--path", "source", type=click.Path(), help="The dataset's file (mmimdb, features).")
+@click.option("--image-weights", type=click.Path(), help="mmimdb: local VGG19 state_dict.")
+@click.option("--text-weights", type=click.Path(), help="mmimdb: local text-MLP state_dict.")
+@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
+@reports_errors
+def features(dataset: str, output: str, source: str | None, image_weights: str | None, text_weights: str | None,
+             dtype: str) -> None:
+    """Precompute a dataset's feature pyramids into one ssnas-features/1 file that search reads fast."""
+    from ssnas.data.datasets import load_dataset
+    from ssnas.data.features import write_features
+
+    options = {}
+    if dataset == "mmimdb":
+        options = {"image_weights": image_weights, "text_weights": text_weights}
+    data = load_dataset(dataset, source, options)
+    path = write_features(data, output, dtype=dtype)
+    click.echo(f"{path}: {data.num_samples} samples, nodes {', '.join(data.node_names)}")
+
+
+@click.command()
+@reports_errors
+def baselines() -> None:
+    """The bundled genotypes, to diff runs against."""
+    from ssnas.baselines import baseline_names, load_baseline
+
+    for name in baseline_names():
+        genotype = load_baseline(name)
+        click.echo(f"{name}\n  " + genotype.describe().replace("\n", "\n  "))
+        if genotype.source:
+            click.echo(f"  source: {genotype.source}")

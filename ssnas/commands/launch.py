@@ -1,0 +1,219 @@
+"""Commands that start, stop and edit runs: run, recipe show, kill, resume, rerun, tag, rm."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from ssnas.commands.common import Workspace, emit, pass_workspace, reports_errors
+
+RESUMABLE = ("killed", "failed", "lost")
+
+
+def _slots(gpus: str | None) -> list[str] | None:
+    if gpus is None:
+        from ssnas.launcher import detect_gpus
+
+        return detect_gpus() or None
+    return [g.strip() for g in gpus.split(",") if g.strip()] or None
+
+
+def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_parallel: int | None, detach: bool) -> None:
+    """Run the queued `run_ids` in the foreground (live progress) or hand them to a detached scheduler."""
+    from ssnas.launcher import LocalExecutor, Scheduler, device_slots
+
+    slots, parallel = device_slots(_slots(gpus), max_parallel)
+    if detach:
+        command = [sys.executable, "-m", "ssnas.launcher", "--runs", str(workspace.runs_dir),
+                   "--max-parallel", str(parallel), *run_ids]
+        if slots and slots[0] is not None:
+            command += ["--gpus", ",".join(s for s in slots if s is not None)]
+        log = open(workspace.runs_dir / "launcher.log", "ab")  # noqa: SIM115 - handed to the child
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                         start_new_session=True)
+        click.echo(f"started {len(run_ids)} run(s) in the background: {' '.join(r[:8] for r in run_ids)}")
+        click.echo(f"follow with: ssnas --runs {workspace.runs_dir} runs   (or ssnas tui)")
+        return
+    from ssnas.progress_view import LaunchView
+
+    registry = workspace.registry()
+    cpu_threads = None
+    if slots[0] is None and parallel > 1:
+        import os
+
+        cpu_threads = max(1, len(os.sched_getaffinity(0)) // parallel)
+    view = LaunchView(registry, run_ids)
+    scheduler = Scheduler(registry, LocalExecutor(registry, workspace.runs_dir, cpu_threads), slots, parallel)
+    try:
+        scheduler.run(run_ids, on_tick=view.tick)
+    except KeyboardInterrupt:
+        view.close()
+        raise click.ClickException("interrupted: running workers were asked to stop (ssnas resume RUN continues one)")
+    view.close()
+    rows = [registry.get_run(r) for r in run_ids]
+    summary = {r["id"]: r for r in registry.runs(group=rows[0]["group_id"], limit=None)} if rows else {}
+    emit([{**row, **summary.get(row["id"], {})} for row in rows],
+         ["id", "name", "stage", "status", "test_f1", "error"],
+         formats={"id": lambda v: v[:8], "test_f1": lambda v: "-" if v is None else f"{v:.4f}",
+                  "error": lambda v: v or ""})
+    failed = [r for r in rows if registry.get_run(r["id"])["status"] != "finished"]
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(rows)} run(s) did not finish")
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a recipe value.")
+@click.option("--detach", is_flag=True, help="Return at once; the runs go on in the background.")
+@click.option("--gpus", help="GPU indices to spread workers over, e.g. 0,1 (default: all found; CPU when none).")
+@click.option("--max-parallel", type=int, help="Workers at once (default: one per GPU, or 1 on CPU).")
+@pass_workspace
+@reports_errors
+def run(workspace: Workspace, recipe: str, overrides: tuple[str, ...], detach: bool, gpus: str | None,
+        max_parallel: int | None) -> None:
+    """Validate a recipe, record its runs, and run their workers."""
+    from ssnas.recipe import load_recipe
+    from ssnas.submit import submit_recipe
+
+    load_recipe(recipe, overrides)  # every error before the registry is touched
+    registry = workspace.registry(create=True)
+    group_id, run_ids = submit_recipe(registry, workspace.runs_dir, recipe, overrides)
+    click.echo(f"group {group_id}: {len(run_ids)} run(s) queued")
+    _start(workspace, run_ids, gpus, max_parallel, detach)
+
+
+@click.group()
+def recipe() -> None:
+    """Inspect recipes."""
+
+
+@recipe.command("show")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE")
+@reports_errors
+def recipe_show(path: str, overrides: tuple[str, ...]) -> None:
+    """Print a recipe resolved: extends merged, overrides applied, every default filled in."""
+    from ssnas.recipe import expand_sweep, format_recipe, load_recipe
+
+    loaded = load_recipe(path, overrides)
+    click.echo(format_recipe(loaded), nl=False)
+    points = expand_sweep(loaded)
+    if len(points) > 1:
+        click.echo(f"# the sweep expands into {len(points)} runs: " + ", ".join(p.run.name for p in points))
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True)
+@pass_workspace
+@reports_errors
+def kill(workspace: Workspace, runs: tuple[str, ...]) -> None:
+    """Stop runs: a running worker checkpoints and ends killed; a queued run never starts."""
+    from ssnas.launcher import LocalExecutor
+
+    registry = workspace.registry()
+    executor = LocalExecutor(registry, workspace.runs_dir)
+    for prefix in runs:
+        run_ = registry.get_run(prefix)
+        if run_["status"] == "queued":
+            registry.finish_run(run_["id"], "killed", error="cancelled before it started")
+        elif run_["status"] == "running":
+            executor.cancel(run_["id"])
+        else:
+            click.echo(f"{run_['id'][:8]} is already {run_['status']}")
+            continue
+        click.echo(f"{run_['id'][:8]} asked to stop")
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--detach", is_flag=True, help="Return at once.")
+@click.option("--gpus", help="GPU indices (default: all found; CPU when none).")
+@pass_workspace
+@reports_errors
+def resume(workspace: Workspace, run_id: str, detach: bool, gpus: str | None) -> None:
+    """Continue a killed, failed or lost run from its last checkpoint, under the same id (and its queued children)."""
+    registry = workspace.registry()
+    run_ = registry.get_run(run_id)
+    if run_["status"] not in RESUMABLE:
+        raise click.ClickException(f"{run_['id'][:8]} is {run_['status']}; only {', '.join(RESUMABLE)} runs resume")
+    chain = [run_["id"]]
+    while True:
+        children = [c for c in registry.children(chain[-1]) if c["status"] in ("queued", *RESUMABLE)]
+        if not children:
+            break
+        chain.append(children[0]["id"])
+    for member in chain:
+        registry.update_run(member, status="queued", error=None, ended_at=None)
+    _start(workspace, chain, gpus, None, detach)
+
+
+@click.command()
+@click.argument("runs", nargs=-1)
+@click.option("--failed", is_flag=True, help="Every failed, killed or lost run.")
+@click.option("--detach", is_flag=True, help="Return at once.")
+@click.option("--gpus", help="GPU indices (default: all found; CPU when none).")
+@click.option("--max-parallel", type=int)
+@pass_workspace
+@reports_errors
+def rerun(workspace: Workspace, runs: tuple[str, ...], failed: bool, detach: bool, gpus: str | None,
+          max_parallel: int | None) -> None:
+    """Run runs again from the start as new runs with the same recipe (and the same parent)."""
+    registry = workspace.registry()
+    if failed == bool(runs):
+        raise click.UsageError("give RUN ids or --failed, not both")
+    originals = registry.runs(status=list(RESUMABLE), limit=None) if failed else [registry.get_run(r) for r in runs]
+    new_ids = []
+    for original in originals:
+        full = registry.get_run(original["id"])
+        new_id = registry.create_run(
+            name=full["name"], stage=full["stage"], config=full["config"], recipe_path=full["recipe_path"],
+            objective=full["objective"], dataset=full["dataset"], label_ratio=full["label_ratio"], seed=full["seed"],
+            group_id=full["group_id"], parent_id=full["parent_id"], tags=[*full["tags"], f"rerun-of:{full['id'][:8]}"],
+            git_commit=full["git_commit"], host=full["host"], versions=full["versions"], executor=full["executor"])
+        registry.update_run(new_id, run_dir=str(workspace.runs_dir / new_id))
+        new_ids.append(new_id)
+    if not new_ids:
+        click.echo("nothing to rerun")
+        return
+    click.echo(f"{len(new_ids)} run(s) queued again")
+    _start(workspace, new_ids, gpus, max_parallel, detach)
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("tags", nargs=-1, required=True)
+@click.option("--remove", is_flag=True, help="Remove the tags instead.")
+@pass_workspace
+@reports_errors
+def tag(workspace: Workspace, run_id: str, tags: tuple[str, ...], remove: bool) -> None:
+    """Add (or remove) tags on a run."""
+    registry = workspace.registry()
+    full_id = registry.resolve(run_id)
+    (registry.remove_tags if remove else registry.add_tags)(full_id, tags)
+    click.echo(f"{full_id[:8]}: {', '.join(registry.get_run(full_id)['tags']) or 'no tags'}")
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@pass_workspace
+@reports_errors
+def rm(workspace: Workspace, runs: tuple[str, ...], yes: bool) -> None:
+    """Delete runs: their registry rows and their folders (asks first)."""
+    registry = workspace.registry()
+    targets = [registry.get_run(r) for r in runs]
+    active = [t["id"][:8] for t in targets if t["status"] == "running"]
+    if active:
+        raise click.ClickException(f"still running: {', '.join(active)} (ssnas kill first)")
+    names = ", ".join(f"{t['id'][:8]} ({t['name']})" for t in targets)
+    if not yes and not click.confirm(f"delete {names} and their folders?", default=False):
+        raise click.ClickException("nothing deleted")
+    for target in targets:
+        registry.delete_run(target["id"])
+        if target.get("run_dir") and Path(target["run_dir"]).is_dir():
+            shutil.rmtree(target["run_dir"])
+        click.echo(f"deleted {target['id'][:8]}")

@@ -1,0 +1,101 @@
+"""From a registry run to a stage call: configs from the recipe, inputs from parent runs, outputs
+into the run's folder. The worker process wraps this with status, signals and logging.
+
+Outputs per stage, in `runs/RUN_ID/`: search -> `genotype.json`; pretrain -> `pretrained.pt`
+(the network's weights and genotype); finetune -> `results.json` (test and dev F1, threshold).
+A child run reads its parent's output: pretrain the searched genotype, finetune the pretrained
+network (or, after a search, the genotype trained from scratch).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssnas.baselines import load_baseline
+from ssnas.data.datasets import load_dataset
+from ssnas.data.pyramids import FeatureSet
+from ssnas.data.views import ViewConfig
+from ssnas.errors import ConfigError
+from ssnas.nas.genotype import Genotype, random_genotype
+from ssnas.recipe import Recipe
+from ssnas.reporting import Reporter
+from ssnas.stages.finetune import finetune
+from ssnas.stages.pretrain import pretrain
+from ssnas.stages.runtime import Runtime
+from ssnas.stages.search import search
+
+GENOTYPE_FILE = "genotype.json"
+PRETRAINED_FILE = "pretrained.pt"
+RESULTS_FILE = "results.json"
+
+
+def features_of(recipe: Recipe) -> FeatureSet:
+    return load_dataset(recipe.data.dataset, recipe.data.path, recipe.data.options)
+
+
+def genotype_from(reference: str, recipe: Recipe, features: FeatureSet) -> Genotype:
+    """A recipe's `run.genotype`: 'baseline:NAME', 'random' (seeded by run.seed) or a JSON path."""
+    if reference.startswith("baseline:"):
+        return load_baseline(reference.split(":", 1)[1])
+    if reference == "random":
+        space = recipe.space_config()
+        return random_genotype(features.node_names, space.cells, space.steps, space.primitives,
+                               space.cell_multiplier, random.Random(recipe.run.seed))
+    return Genotype.load(reference)
+
+
+def _parent_genotype(parent_dir: Path) -> Genotype:
+    """Every stage leaves the genotype it searched or trained in its folder."""
+    path = parent_dir / GENOTYPE_FILE
+    if not path.exists():
+        raise ConfigError(f"{path}: the parent run left no genotype")
+    return Genotype.load(path)
+
+
+def run_stage(
+    stage: str,
+    recipe: Recipe,
+    run_dir: Path,
+    parent_dir: Path | None,
+    reporter: Reporter,
+    resume: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run one stage of `recipe`; returns a small JSON-able summary of its result."""
+    features = features_of(recipe)
+    space, runtime, views = recipe.space_config(), Runtime(**recipe.run.runtime), ViewConfig(**recipe.views)
+    if stage == "search":
+        result = search(features, space, recipe.search_config(), views, runtime, reporter, resume=resume)
+        result.genotype.save(run_dir / GENOTYPE_FILE)
+        return {"genotype": result.genotype.to_dict(), "seconds": result.seconds}
+
+    if parent_dir is not None:
+        genotype = _parent_genotype(parent_dir)
+    elif recipe.run.genotype:
+        genotype = genotype_from(recipe.run.genotype, recipe, features)
+    else:
+        raise ConfigError(f"{recipe.path}: run.genotype: a {stage} run without a parent needs one")
+    genotype.save(run_dir / GENOTYPE_FILE)
+
+    if stage == "pretrain":
+        result = pretrain(features, genotype, space, recipe.pretrain_config(), views, runtime, reporter, resume=resume)
+        torch.save({"network": result.network_state, "genotype": genotype.to_dict(), "best_epoch": result.best_epoch},
+                   run_dir / PRETRAINED_FILE)
+        return {"best_epoch": result.best_epoch, "dev_loss": result.dev_loss, "seconds": result.seconds}
+
+    network_state = None
+    source = parent_dir / PRETRAINED_FILE if parent_dir is not None else None
+    if source is None and recipe.run.checkpoint:
+        source = Path(recipe.run.checkpoint)
+    if source is not None and source.exists():
+        network_state = torch.load(source, weights_only=True)["network"]
+    result = finetune(features, genotype, space, recipe.finetune_config(), runtime, reporter,
+                      network_state=network_state, resume=resume)
+    summary = {"test": result.test, "dev": result.dev, "threshold": result.threshold, "best_epoch": result.best_epoch,
+               "labeled": result.labeled, "pretrained": network_state is not None, "seconds": result.seconds}
+    (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,234 @@
+"""Queue runs, give each a device, start their workers through an Executor, and wait for them.
+
+`Executor` is the seam other engines plug into (a Ray executor comes later): it starts one
+worker for one run and can say whether it is still alive, show its log, and cancel it. The
+`Scheduler` knows nothing of processes: it starts runs whose parent has finished, at most
+`max_parallel` at once, one device slot each (a GPU index through CUDA_VISIBLE_DEVICES, or the CPU).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from ssnas.registry import TERMINAL, Registry
+
+
+@dataclass(frozen=True)
+class WorkerStatus:
+    alive: bool
+    exit_code: int | None = None
+
+
+class Executor(Protocol):
+    name: str
+
+    def submit(self, run_id: str, slot: str | None) -> None:
+        """Start the worker of `run_id` on device slot `slot` (a GPU index, or None for the CPU)."""
+
+    def status(self, run_id: str) -> WorkerStatus:
+        """Whether the worker of a run submitted here is still alive."""
+
+    def logs(self, run_id: str, lines: int = 20) -> str:
+        """The last lines of the run's log."""
+
+    def cancel(self, run_id: str) -> None:
+        """Ask the run's worker to stop (it checkpoints and ends `killed`)."""
+
+
+def tail(path: Path, lines: int) -> str:
+    if not path.exists():
+        return ""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        f.seek(max(0, f.tell() - 64 * 1024))
+        return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+
+class LocalExecutor:
+    """Workers as subprocesses of this machine: `python -m ssnas.worker RUN_ID`, output to log.txt."""
+
+    name = "local"
+
+    def __init__(self, registry: Registry, runs_dir: Path, cpu_threads: int | None = None) -> None:
+        self.registry = registry
+        self.runs_dir = Path(runs_dir)
+        self.cpu_threads = cpu_threads
+        self._processes: dict[str, subprocess.Popen] = {}
+
+    def submit(self, run_id: str, slot: str | None) -> None:
+        run_dir = Path(self.registry.get_run(run_id)["run_dir"])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        if slot is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot
+        elif self.cpu_threads:
+            env.setdefault("OMP_NUM_THREADS", str(self.cpu_threads))
+        with open(run_dir / "log.txt", "ab") as log:
+            self._processes[run_id] = subprocess.Popen(
+                [sys.executable, "-m", "ssnas.worker", run_id, "--runs", str(self.runs_dir)],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            )
+
+    def status(self, run_id: str) -> WorkerStatus:
+        process = self._processes.get(run_id)
+        if process is None:
+            return WorkerStatus(alive=False)
+        code = process.poll()
+        return WorkerStatus(alive=code is None, exit_code=code)
+
+    def logs(self, run_id: str, lines: int = 20) -> str:
+        return tail(Path(self.registry.get_run(run_id)["run_dir"]) / "log.txt", lines)
+
+    def cancel(self, run_id: str) -> None:
+        process = self._processes.get(run_id)
+        pid = process.pid if process is not None else self.registry.get_run(run_id).get("pid")
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+
+def detect_gpus() -> list[str]:
+    """GPU indices on this machine, asked of nvidia-smi (importing torch here would cost seconds)."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    done = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True)
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
+
+
+def git_commit(path: Path) -> str | None:
+    done = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def package_versions() -> dict[str, str]:
+    """Versions recorded with every run (read from metadata: importing torch here would be slow)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version()}
+    for package in ("ssnas", "torch", "torchvision", "transformers"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
+def new_group_id() -> str:
+    return "g" + uuid.uuid4().hex[:11]
+
+
+class Scheduler:
+    """Starts queued runs when their parent has finished, within `max_parallel` and device slots."""
+
+    def __init__(self, registry: Registry, executor: Executor, slots: Sequence[str | None], max_parallel: int) -> None:
+        self.registry = registry
+        self.executor = executor
+        self.free = list(slots)
+        self.max_parallel = max(1, min(max_parallel, len(self.free)))
+        self.active: dict[str, str | None] = {}
+
+    def _ready(self, run: dict) -> bool | None:
+        """True to start, False to wait, None when the run can never start (its parent did not finish)."""
+        if not run.get("parent_id"):
+            return True
+        parent = self.registry.get_run(run["parent_id"])["status"]
+        if parent == "finished":
+            return True
+        return False if parent not in TERMINAL else None
+
+    def step(self, run_ids: Sequence[str]) -> bool:
+        """One scheduling pass; True while any of `run_ids` is queued or active."""
+        for run_id, slot in list(self.active.items()):
+            if not self.executor.status(run_id).alive:
+                del self.active[run_id]
+                self.free.append(slot)
+                if self.registry.get_run(run_id)["status"] not in TERMINAL:
+                    self.registry.finish_run(run_id, "lost", error="worker process exited without a final status")
+        pending = False
+        for run_id in run_ids:
+            run = self.registry.get_run(run_id)
+            if run["status"] != "queued" or run_id in self.active:
+                pending = pending or run_id in self.active
+                continue
+            ready = self._ready(run)
+            if ready is None:
+                parent = run["parent_id"]
+                self.registry.finish_run(run_id, "failed", error=f"not started: parent {parent} did not finish")
+                continue
+            pending = True
+            if ready and len(self.active) < self.max_parallel and self.free:
+                slot = self.free.pop(0)
+                self.active[run_id] = slot
+                self.executor.submit(run_id, slot)
+        return pending or bool(self.active)
+
+    def cancel_all(self, run_ids: Sequence[str]) -> None:
+        """Stop active runs (they checkpoint and end killed) and mark the queued ones killed."""
+        for run_id in self.active:
+            self.executor.cancel(run_id)
+        for run_id in run_ids:
+            if self.registry.get_run(run_id)["status"] == "queued" and run_id not in self.active:
+                self.registry.finish_run(run_id, "killed", error="cancelled before it started")
+
+    def run(self, run_ids: Sequence[str], on_tick: Callable[[], None] | None = None, interval: float = 0.5) -> None:
+        """Schedule until every run ended; Ctrl-C stops them cleanly."""
+        try:
+            while self.step(run_ids):
+                if on_tick is not None:
+                    on_tick()
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            self.cancel_all(run_ids)
+            while self.active:
+                self.step(run_ids)
+                time.sleep(interval)
+            raise
+        if on_tick is not None:
+            on_tick()
+
+
+def device_slots(gpus: Sequence[str] | None, max_parallel: int | None) -> tuple[list[str | None], int]:
+    """Slots and parallelism: one worker per listed GPU, else `max_parallel` CPU workers (default 1)."""
+    if gpus:
+        return list(gpus), max_parallel or len(gpus)
+    count = max_parallel or 1
+    return [None] * count, count
+
+
+def host_name() -> str:
+    return socket.gethostname()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m ssnas.launcher RUN...`: the scheduler of a detached `ssnas run`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m ssnas.launcher")
+    parser.add_argument("run_ids", nargs="+")
+    parser.add_argument("--runs", default="runs")
+    parser.add_argument("--gpus", default="")
+    parser.add_argument("--max-parallel", type=int, default=None)
+    args = parser.parse_args(argv)
+    runs_dir = Path(args.runs)
+    registry = Registry(runs_dir / "registry.db", create=False)
+    slots, parallel = device_slots([g for g in args.gpus.split(",") if g], args.max_parallel)
+    Scheduler(registry, LocalExecutor(registry, runs_dir), slots, parallel).run(args.run_ids, interval=1.0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

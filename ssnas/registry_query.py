@@ -1,0 +1,294 @@
+"""The `--where` language and sort keys of `ssnas runs`, compiled to parameterised SQL.
+
+A filter is a small expression over a run's fields; values never reach the SQL text, they travel as
+parameters, so a filter can select runs but never change the database. Grammar:
+
+    expr       := or
+    or         := and ("OR" and)*
+    and        := not ("AND" not)*
+    not        := "NOT" not | "(" or ")" | comparison
+    comparison := field ("=" | "!=" | "<" | "<=" | ">" | ">=") value
+                | field ["NOT"] "IN" "(" value ("," value)* ")"
+                | field "IS" ["NOT"] "NULL"
+    value      := number | 'string' | "string" | true | false
+
+Fields (what each compiles to, all columns of the `runs` table in the enclosing query):
+- run columns: `status`, `stage`, `label_ratio`, `seed`, `name`, `group_id`, ...
+- summaries: `latest_loss` (last train loss), `best_f1` (max dev f1_weighted), `test_f1`;
+- `tag`: the run carries that tag (only `=`, `!=`, `IN`, `NOT IN`);
+- config paths: `search.epochs`, `data.label_ratio`, optionally prefixed `config.`;
+- metrics: `metric.KEY` (the last value of KEY logged, any split) and `metric.SPLIT.KEY`
+  (e.g. `metric.test.f1_weighted`): always the *last* value logged, which for a test metric is the
+  one reported. `best_f1` is the one maximum.
+
+A field without a value (NULL: a missing config key, a metric never logged) makes every comparison
+false except `!=` and `NOT IN`, which it satisfies; so `NOT (x = 1)` and `x != 1` agree.
+Keywords are case-insensitive; fields are not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ssnas.errors import RegistryError
+
+# The per-run summaries every listing carries; each is one indexed lookup per run.
+SUMMARIES: dict[str, str] = {
+    "latest_loss": (
+        "(SELECT m.value FROM metrics AS m INDEXED BY metrics_run_key"
+        " WHERE m.run_id = runs.id AND m.key = 'loss' AND m.split = 'train' ORDER BY m.id DESC LIMIT 1)"
+    ),
+    "best_f1": (
+        "(SELECT MAX(m.value) FROM metrics AS m INDEXED BY metrics_run_key"
+        " WHERE m.run_id = runs.id AND m.key = 'f1_weighted' AND m.split = 'dev')"
+    ),
+    "test_f1": (
+        "(SELECT m.value FROM metrics AS m INDEXED BY metrics_run_key"
+        " WHERE m.run_id = runs.id AND m.key = 'f1_weighted' AND m.split = 'test' ORDER BY m.id DESC LIMIT 1)"
+    ),
+}
+
+# Columns that are not fields: JSON documents reached through their own syntax.
+_NOT_FIELDS = ("config", "tags", "versions")
+
+_LAST_METRIC_IN_SPLIT = (
+    "(SELECT m.value FROM metrics AS m INDEXED BY metrics_run_key"
+    " WHERE m.run_id = runs.id AND m.key = ? AND m.split = ? ORDER BY m.id DESC LIMIT 1)"
+)
+_LAST_METRIC = (
+    "(SELECT m.value FROM metrics AS m WHERE m.id = (SELECT MAX(l.id) FROM metrics AS l INDEXED BY metrics_run_key"
+    " WHERE l.run_id = runs.id AND l.key = ?))"
+)
+HAS_TAG = "EXISTS (SELECT 1 FROM json_each(runs.tags) AS t WHERE t.value {test})"
+
+_TOKEN = re.compile(
+    r"""
+    (?P<space>\s+)
+  | (?P<number>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
+  | (?P<string>'(?:[^']|'')*'|"(?:[^"]|"")*")
+  | (?P<name>[A-Za-z_]\w*(?:\.\w+)*)
+  | (?P<op><=|>=|!=|<>|==|=|<|>)
+  | (?P<punct>[(),])
+    """,
+    re.VERBOSE,
+)
+_KEYWORDS = ("AND", "OR", "NOT", "IN", "IS", "NULL", "TRUE", "FALSE")
+_OPERATORS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # number, string, name, keyword, op, punct, end
+    text: str
+    column: int  # 1-based, for messages
+
+
+@dataclass(frozen=True)
+class Field:
+    """A run field as an SQL expression over `runs` and the parameters it needs, in order."""
+
+    name: str
+    sql: str
+    params: tuple = ()
+    is_tag: bool = False
+
+
+def tokenize(text: str, flag: str = "--where") -> list[Token]:
+    """Split a filter into tokens, ending with an `end` token; a character outside the language is an error."""
+    tokens = []
+    pos = 0
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None:
+            what = "unterminated string" if text[pos] in "'\"" else f"unexpected {text[pos]!r}"
+            raise RegistryError(f"{flag}: {what} at column {pos + 1}")
+        kind = match.lastgroup
+        if kind != "space":
+            word = match.group()
+            if kind == "name" and word.upper() in _KEYWORDS:
+                kind, word = "keyword", word.upper()
+            tokens.append(Token(kind, word, pos + 1))
+        pos = match.end()
+    tokens.append(Token("end", "", len(text) + 1))
+    return tokens
+
+
+def field_names(run_columns: Sequence[str]) -> tuple[str, ...]:
+    """The run columns a filter may name directly."""
+    return tuple(c for c in run_columns if c not in _NOT_FIELDS)
+
+
+def resolve_field(name: str, run_columns: Sequence[str], flag: str = "--where") -> Field:
+    """The SQL for one field name, or a RegistryError that lists what can be named."""
+    if name in SUMMARIES:
+        return Field(name, SUMMARIES[name])
+    if name == "tag":
+        return Field(name, "", is_tag=True)
+    if name in field_names(run_columns):
+        return Field(name, f'runs."{name}"')
+    parts = name.split(".")
+    if parts[0] == "metric" and len(parts) == 2:
+        return Field(name, _LAST_METRIC, (parts[1],))
+    if parts[0] == "metric" and len(parts) == 3:
+        return Field(name, _LAST_METRIC_IN_SPLIT, (parts[2], parts[1]))
+    if parts[0] == "config" and len(parts) > 1:
+        parts = parts[1:]
+    if len(parts) > 1 and parts[0] != "metric":
+        path = "$" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts)
+        return Field(name, "json_extract(runs.config, ?)", (path,))
+    raise RegistryError(
+        f"{flag}: unknown field {name!r} (run columns: {', '.join(field_names(run_columns))}; "
+        f"summaries: {', '.join(SUMMARIES)}; tag; config paths like search.epochs; "
+        f"metrics like metric.test.f1_weighted)"
+    )
+
+
+def compile_where(text: str, run_columns: Sequence[str]) -> tuple[str, list]:
+    """A filter as an SQL boolean over `runs` and its parameters; RegistryError naming the column at fault."""
+    return _Parser(text, run_columns).parse()
+
+
+def compile_sort(text: str, run_columns: Sequence[str]) -> tuple[str, list]:
+    """`-created_at`, `label_ratio,-metric.test.f1_weighted`, ... as an ORDER BY clause (without the keywords).
+
+    A `-` prefix sorts descending; runs without a value go last either way; ties keep insertion order.
+    """
+    terms, params = [], []
+    keys = [k.strip() for k in text.split(",")]
+    for key in keys:
+        descending = key.startswith("-")
+        name = key.lstrip("-+").strip()
+        if not re.fullmatch(r"[A-Za-z_]\w*(?:\.\w+)*", name):
+            raise RegistryError(f"--sort: {key!r} is not a field name")
+        field = resolve_field(name, run_columns, flag="--sort")
+        if field.is_tag:
+            raise RegistryError("--sort: cannot sort by 'tag'")
+        terms.append(f"{field.sql} {'DESC' if descending else 'ASC'} NULLS LAST")
+        params.extend(field.params)
+    last = "DESC" if keys[0].startswith("-") else "ASC"
+    terms.append(f"runs.rowid {last}")
+    return ", ".join(terms), params
+
+
+class _Parser:
+    """Recursive descent over the tokens; builds SQL text and its parameter list left to right."""
+
+    def __init__(self, text: str, run_columns: Sequence[str]) -> None:
+        self.tokens = tokenize(text)
+        self.run_columns = run_columns
+        self.pos = 0
+        self.params: list = []
+
+    def parse(self) -> tuple[str, list]:
+        sql = self._or()
+        self._expect("end")
+        return sql, self.params
+
+    # -- token helpers
+
+    @property
+    def _token(self) -> Token:
+        return self.tokens[self.pos]
+
+    def _take(self, kind: str, text: str | None = None) -> Token | None:
+        token = self._token
+        if token.kind == kind and (text is None or token.text == text):
+            self.pos += 1
+            return token
+        return None
+
+    def _expect(self, kind: str, text: str | None = None) -> Token:
+        token = self._take(kind, text)
+        if token is None:
+            raise self._unexpected()
+        return token
+
+    def _unexpected(self, token: Token | None = None) -> RegistryError:
+        token = token or self._token
+        if token.kind == "end":
+            return RegistryError("--where: unexpected end of expression")
+        return RegistryError(f"--where: unexpected '{token.text}' at column {token.column}")
+
+    # -- grammar
+
+    def _or(self) -> str:
+        parts = [self._and()]
+        while self._take("keyword", "OR"):
+            parts.append(self._and())
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def _and(self) -> str:
+        parts = [self._not()]
+        while self._take("keyword", "AND"):
+            parts.append(self._not())
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def _not(self) -> str:
+        if self._take("keyword", "NOT"):
+            return f"(NOT {self._not()})"
+        if self._take("punct", "("):
+            inner = self._or()
+            self._expect("punct", ")")
+            return inner
+        return self._comparison()
+
+    def _comparison(self) -> str:
+        token = self._expect("name")
+        field = resolve_field(token.text, self.run_columns)
+        if self._take("keyword", "IS"):
+            negated = bool(self._take("keyword", "NOT"))
+            self._expect("keyword", "NULL")
+            if field.is_tag:
+                raise RegistryError(f"--where: 'tag' takes =, !=, IN or NOT IN (column {token.column})")
+            self.params.extend(field.params)
+            return f"({field.sql} IS {'NOT ' if negated else ''}NULL)"
+        negated = bool(self._take("keyword", "NOT"))
+        if negated or self._take("keyword", "IN"):
+            if negated:
+                self._expect("keyword", "IN")
+            return self._membership(field, negated)
+        op_token = self._expect("op")
+        op = _OPERATORS[op_token.text]
+        value = self._value()
+        if field.is_tag:
+            if op not in ("=", "!="):
+                raise RegistryError(f"--where: 'tag' takes =, !=, IN or NOT IN (column {op_token.column})")
+            self.params.append(value)
+            test = HAS_TAG.format(test="= ?")
+            return test if op == "=" else f"(NOT {test})"
+        self.params.extend(field.params)
+        self.params.append(value)
+        if op == "!=":
+            return f"({field.sql} IS NOT ?)"
+        return f"coalesce({field.sql} {op} ?, 0)"
+
+    def _membership(self, field: Field, negated: bool) -> str:
+        self._expect("punct", "(")
+        values = [self._value()]
+        while self._take("punct", ","):
+            values.append(self._value())
+        self._expect("punct", ")")
+        marks = ", ".join("?" * len(values))
+        if field.is_tag:
+            self.params.extend(values)
+            test = HAS_TAG.format(test=f"IN ({marks})")
+            return f"(NOT {test})" if negated else test
+        self.params.extend(field.params)
+        self.params.extend(values)
+        if negated:
+            return f"coalesce({field.sql} NOT IN ({marks}), 1)"
+        return f"coalesce({field.sql} IN ({marks}), 0)"
+
+    def _value(self) -> str | int | float:
+        token = self._token
+        self.pos += 1
+        if token.kind == "number":
+            return int(token.text) if re.fullmatch(r"-?\d+", token.text) else float(token.text)
+        if token.kind == "string":
+            quote = token.text[0]
+            return token.text[1:-1].replace(quote * 2, quote)
+        if token.kind == "keyword" and token.text in ("TRUE", "FALSE"):
+            return 1 if token.text == "TRUE" else 0
+        raise self._unexpected(token)

@@ -1,0 +1,181 @@
+"""The worker's Reporter: buffers what a stage reports and writes it, off the training thread, to
+the run registry and to TensorBoard event files under `runs/RUN_ID/tb/`.
+
+A flusher thread owns both writers (SQLite connections and event writers stay on one thread) and
+writes every `flush_every` seconds in batches, together with the run's heartbeat and progress.
+Checkpoints are the exception: they are written synchronously, after a flush, so that every row a
+checkpoint covers is in the registry before the checkpoint counts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssnas.nas.derive import ArchWeights
+from ssnas.nas.genotype import Genotype
+from ssnas.registry import Registry
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def scalar_hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The recipe flattened to TensorBoard's hyperparameter types (numbers, strings, bools)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(scalar_hparams(value, f"{name}."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        elif isinstance(value, (list, tuple)):
+            flat[name] = ",".join(str(v) for v in value)
+    return flat
+
+
+def arch_tag(kind: str, cell: int, step: int | None, slot: int | None, choice: str) -> str:
+    """TensorBoard tag of one architecture weight, e.g. arch/step_op/cell0/step0/concat_fc."""
+    parts = ["arch", kind, f"cell{cell}"]
+    if step is not None:
+        parts.append(f"step{step}")
+    if slot is not None:
+        parts.append(f"slot{slot}")
+    return "/".join([*parts, choice])
+
+
+class RunReporter:
+    """Reporter of one worker's run (see `ssnas.reporting.Reporter`)."""
+
+    def __init__(self, registry_path: Path, run_id: str, run_dir: Path, hparams: dict[str, Any],
+                 flush_every: float = 1.0) -> None:
+        self.registry_path = Path(registry_path)
+        self.run_id = run_id
+        self.run_dir = Path(run_dir)
+        self.flush_every = flush_every
+        self._hparams = scalar_hparams(hparams)
+        self._lock = threading.Lock()
+        self._metrics: list[tuple] = []
+        self._arch: list[tuple] = []
+        self._genotypes: list[tuple[int, int, Genotype]] = []
+        self._events: list[tuple] = []
+        self._progress: float | None = None
+        self._stop_requested = threading.Event()
+        self._closing = threading.Event()
+        self._flush_now = threading.Event()
+        self._flushed = threading.Condition(self._lock)
+        self._generation = 0
+        self._requested = 0  # write cycles owed to flush() callers, run back to back
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"reporter-{run_id}", daemon=True)
+        self._thread.start()
+
+    # --- the Reporter interface (called on the training thread; cheap) ---
+    def metric(self, key: str, value: float, *, step: int, epoch: int | None = None, split: str | None = None) -> None:
+        with self._lock:
+            self._metrics.append((self.run_id, step, epoch, split, key, float(value), time.time()))
+
+    def arch_weights(self, weights: ArchWeights, *, step: int, epoch: int) -> None:
+        rows = [(self.run_id, step, epoch, r.kind, r.cell, r.step, r.slot, r.choice, r.weight) for r in weights.records()]
+        with self._lock:
+            self._arch.extend(rows)
+
+    def genotype(self, genotype: Genotype, *, step: int, epoch: int) -> None:
+        with self._lock:
+            self._genotypes.append((step, epoch, genotype))
+
+    def event(self, message: str, level: str = "info") -> None:
+        with self._lock:
+            self._events.append((self.run_id, time.time(), level, message))
+        print(f"[{level}] {message}", flush=True)
+
+    def progress(self, stage: str, done: int, total: int, loss: float | None = None) -> None:
+        self._progress = done / max(total, 1)
+
+    def should_stop(self) -> bool:
+        return self._stop_requested.is_set()
+
+    def checkpoint(self, state: dict[str, Any], *, epoch: int) -> None:
+        """Write the checkpoint atomically after flushing every row reported before it."""
+        self.flush()
+        path = self.run_dir / CHECKPOINT
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        self.event(f"checkpoint after epoch {epoch} (step {state['position']['step']})")
+
+    # --- control ---
+    def request_stop(self) -> None:
+        """Ask the stage to stop at its next step boundary (safe to call from a signal handler)."""
+        self._stop_requested.set()
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Block until everything reported so far is written."""
+        with self._lock:
+            target = self._generation + 2  # a whole write cycle that began after this call
+            self._requested = max(self._requested, target)
+            self._flush_now.set()
+            self._flushed.wait_for(lambda: self._generation >= target or self._error is not None, timeout)
+        if self._error is not None:
+            raise RuntimeError(f"tracking failed: {self._error}") from self._error
+
+    def close(self) -> None:
+        self.flush()
+        self._closing.set()
+        self._flush_now.set()
+        self._thread.join(timeout=60)
+
+    # --- the flusher thread ---
+    def _run(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard.summary import hparams
+
+        registry = Registry(self.registry_path, create=False)
+        writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+        try:
+            # hyperparameters written into this run's own event file (add_hparams would start a new run)
+            for summary in hparams(self._hparams, {"f1_weighted/test": 0.0, "loss/train": 0.0}):
+                writer.file_writer.add_summary(summary)
+            while True:
+                if self._generation >= self._requested:
+                    self._flush_now.wait(self.flush_every)
+                self._flush_now.clear()
+                self._write(registry, writer)
+                with self._lock:
+                    self._generation += 1
+                    self._flushed.notify_all()
+                if self._closing.is_set():
+                    break
+        except BaseException as error:  # surfaced to the training thread by flush()
+            with self._lock:
+                self._error = error
+                self._flushed.notify_all()
+        finally:
+            writer.close()
+            registry.close()
+
+    def _write(self, registry: Registry, writer: Any) -> None:
+        with self._lock:
+            metrics, self._metrics = self._metrics, []
+            arch, self._arch = self._arch, []
+            genotypes, self._genotypes = self._genotypes, []
+            events, self._events = self._events, []
+        if metrics:
+            registry.add_metrics(metrics)
+            for _, step, _, split, key, value, wall in metrics:
+                writer.add_scalar(f"{key}/{split}" if split else key, value, step, walltime=wall)
+        if arch:
+            registry.add_arch_weights(arch)
+            for _, step, _, kind, cell, step_index, slot, choice, weight in arch:
+                writer.add_scalar(arch_tag(kind, cell, step_index, slot, choice), weight, step)
+        for step, epoch, genotype in genotypes:
+            registry.add_genotype(self.run_id, step, epoch, genotype.to_json())
+            writer.add_text("genotype", "    " + genotype.describe().replace("\n", "\n    "), step)
+        if events:
+            registry.add_events(events)
+        registry.heartbeat(self.run_id, self._progress)
+        writer.flush()

@@ -1,0 +1,93 @@
+"""`python -m ssnas.worker RUN_ID --runs DIR`: one stage of one run, as its own process.
+
+The worker reads its run from the registry, marks it running, trains, and ends it `finished`,
+`killed` (SIGTERM: it checkpoints at the next step and stops), or `failed` (an exception or a
+non-finite loss, with the message). A run that already has a checkpoint resumes from it, and rows
+logged after that checkpoint are dropped first, so a resumed run's history reads as one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+
+
+def _device_name(requested: str) -> str:
+    import torch
+
+    if requested in ("auto", "cuda") and torch.cuda.is_available():
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0")
+        return f"cuda:{visible} ({torch.cuda.get_device_name(0)})"
+    return "cpu" if requested == "auto" else requested
+
+
+def run_worker(run_id: str, runs_dir: Path) -> int:
+    """Run the stage; returns the process exit code (0 finished, 1 failed, 3 killed)."""
+    from ssnas.registry import Registry
+
+    registry = Registry(runs_dir / "registry.db", create=False)
+    run = registry.get_run(run_id)
+    run_dir = Path(run["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    registry.start_run(run_id, pid=os.getpid(), host=socket.gethostname(), device="starting")
+    reporter = None
+    try:
+        import torch
+
+        from ssnas.execution import run_stage
+        from ssnas.recipe import Recipe
+        from ssnas.stages.runtime import configure_threads
+        from ssnas.tracking import CHECKPOINT, RunReporter
+
+        configure_threads()
+        recipe = Recipe.from_dict(run["config"], path=run.get("recipe_path") or "<registry>")
+        registry.update_run(run_id, device=_device_name(recipe.run.device))
+        resume = None
+        if (run_dir / CHECKPOINT).exists():
+            resume = torch.load(run_dir / CHECKPOINT, weights_only=True)
+            registry.delete_rows_after(run_id, resume["position"]["step"])
+            print(f"[info] resuming from step {resume['position']['step']}", flush=True)
+        reporter = RunReporter(registry.path, run_id, run_dir, hparams=run["config"])
+        signal.signal(signal.SIGTERM, lambda signum, frame: reporter.request_stop())
+        parent_dir = Path(registry.get_run(run["parent_id"])["run_dir"]) if run.get("parent_id") else None
+        summary = run_stage(run["stage"], recipe, run_dir, parent_dir, reporter, resume=resume)
+        reporter.close()
+        reporter = None
+        print(json.dumps(summary), flush=True)
+        registry.finish_run(run_id, "finished")
+        return 0
+    except BaseException as error:  # noqa: BLE001 - every way out must leave the run in a final state
+        from ssnas.stages.training import StageStopped
+
+        if reporter is not None:
+            try:
+                reporter.close()
+            except Exception as close_error:  # noqa: BLE001
+                print(f"[error] tracking: {close_error}", file=sys.stderr, flush=True)
+        if isinstance(error, (StageStopped, KeyboardInterrupt)):
+            print(f"[info] {error or 'interrupted'}", flush=True)
+            registry.finish_run(run_id, "killed", error=str(error) or "interrupted")
+            return 3
+        traceback.print_exc()
+        registry.finish_run(run_id, "failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
+        return 1
+    finally:
+        registry.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ssnas.worker", description="Run one stage of one registered run.")
+    parser.add_argument("run_id")
+    parser.add_argument("--runs", default="runs", help="the runs folder holding registry.db")
+    args = parser.parse_args(argv)
+    return run_worker(args.run_id, Path(args.runs))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

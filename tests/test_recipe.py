@@ -1,0 +1,566 @@
+import dataclasses
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import typing
+from pathlib import Path
+
+import pytest
+
+from ssnas.errors import RecipeError
+from ssnas.recipe import (
+    DATASET_KINDS,
+    LEAVES,
+    MMIMDB_FIELDS,
+    MMIMDB_PIXELS,
+    RUNTIME_FIELDS,
+    SYNTHETIC_FIELDS,
+    VIEW_FIELDS,
+    VIEW_POLICIES,
+    Recipe,
+    expand_sweep,
+    format_recipe,
+    load_recipe,
+    pipeline_stages,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((ROOT / "recipes").glob("*.toml"))
+GENOTYPE = (ROOT / "ssnas/baselines/bmnas-mmimdb.json").read_text()
+
+
+def write(folder: Path, files: dict[str, str | bytes]) -> None:
+    for name, text in files.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(text if isinstance(text, bytes) else text.encode())
+
+
+@pytest.fixture
+def in_tmp(tmp_path, monkeypatch):
+    """Work in tmp_path, so that messages show short relative paths."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# --------------------------------------------------------------------------------------------
+# Shipped recipes.
+
+
+def test_every_recipe_is_shipped():
+    assert [p.name for p in SHIPPED] == [
+        "base.toml", "finetune.toml", "pipeline.toml", "pretrain.toml", "ssl_search.toml", "supervised_search.toml",
+    ]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_recipe_loads_and_round_trips(path):
+    recipe = load_recipe(path)
+    assert recipe.run.name == path.stem
+    assert Recipe.from_dict(recipe.to_dict(), recipe.path) == recipe
+    assert expand_sweep(recipe) == [recipe]
+    # The dict form survives JSON, as the registry stores it.
+    assert Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())), recipe.path) == recipe
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_recipe_says_what_it_does_and_how_to_run_it(path):
+    text = path.read_text()
+    assert text.startswith(f"# {path.name}: ")
+    assert f"ssnas run recipes/{path.name}" in text
+    if path.name != "base.toml":
+        assert tomllib.loads(text)["extends"] == "base.toml"
+
+
+def test_shipped_recipes_run_the_intended_stages():
+    loaded = {p.stem: load_recipe(p) for p in SHIPPED}
+    assert {name: pipeline_stages(r) for name, r in loaded.items()} == {
+        "base": ["search", "pretrain", "finetune"],
+        "pipeline": ["search", "pretrain", "finetune"],
+        "ssl_search": ["search"],
+        "supervised_search": ["search"],
+        "pretrain": ["pretrain"],
+        "finetune": ["finetune"],
+    }
+    assert loaded["ssl_search"].search["objective"] == "ssl"
+    assert loaded["supervised_search"].search["objective"] == "supervised"
+    assert loaded["pretrain"].run.genotype == loaded["finetune"].run.genotype == "baseline:bmnas-mmimdb"
+    assert loaded["finetune"].run.checkpoint is None
+
+
+def test_base_recipe_has_the_demo_settings():
+    from ssnas.demo import demo_config
+
+    demo, demo_data = demo_config(label_ratio=0.1, seed=0, device="auto")
+    r = load_recipe(ROOT / "recipes" / "base.toml")
+    assert r.space_config() == demo.space
+    assert r.search_config() == dataclasses.replace(demo.search, batch_size=64, label_ratio=0.1)
+    assert r.pretrain_config() == dataclasses.replace(demo.pretrain, batch_size=64)
+    assert r.finetune_config() == dataclasses.replace(demo.finetune, batch_size=64)
+    assert r.data.dataset == "synthetic" and r.data.label_ratio == 0.1
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_worker_can_build_every_config(path):
+    from ssnas.data.synthetic import SyntheticConfig
+    from ssnas.data.views import ViewConfig
+    from ssnas.stages.runtime import Runtime
+
+    r = load_recipe(path)
+    r.space_config(), r.search_config(), r.pretrain_config(), r.finetune_config()
+    assert ViewConfig(**r.views).policy == "cross_modal"
+    assert Runtime(**r.run.runtime).seed == 0
+    assert SyntheticConfig(**r.data.options) == SyntheticConfig()
+
+
+def test_format_recipe_is_toml_that_loads_back(in_tmp):
+    write(in_tmp, {"g.json": GENOTYPE,
+                   "r.toml": '[run]\nstage = "finetune"\ngenotype = "g.json"\ntags = ["x"]\n[sweep]\nseed = [0, 1]\n'})
+    recipe = load_recipe("r.toml")
+    text = format_recipe(recipe)
+    assert text.startswith("# r.toml, resolved")
+    assert f'genotype = "{in_tmp / "g.json"}"' in text
+    assert "# checkpoint is not set" in text
+    assert '"run.seed" = [0, 1]' in text
+    (in_tmp / "shown.toml").write_text(text)
+    assert load_recipe("shown.toml").to_dict() == recipe.to_dict()
+
+
+# --------------------------------------------------------------------------------------------
+# Defaults, extends, --set.
+
+
+def test_empty_recipe_is_every_default(in_tmp):
+    write(in_tmp, {"empty.toml": ""})
+    d = load_recipe("empty.toml").to_dict()
+    assert d["run"] == {"name": "empty", "stage": "pipeline", "seed": 0, "device": "auto", "bf16": False, "tags": [],
+                        "executor": "local", "genotype": None, "checkpoint": None,
+                        "stages": ["search", "pretrain", "finetune"]}
+    assert d["data"]["dataset"] == "synthetic" and d["data"]["path"] is None
+    assert d["data"]["synthetic"]["text_dims"] == [64, 128]
+    assert d["space"]["primitives"] == ["zero", "sum", "attention", "linear_glu", "concat_fc"]
+    assert d["search"]["epochs"] == 12 and "batch_size" not in d["search"] and "label_ratio" not in d["search"]
+    assert d["sweep"] == {}
+
+
+def test_extends_merges_tables_child_wins_lists_replace(in_tmp):
+    write(in_tmp, {
+        "shared/grand.toml": '[run]\ntags = ["a", "b"]\nseed = 3\n[search]\nepochs = 4\nlr = 0.01\n',
+        "shared/parent.toml": 'extends = "grand.toml"\n[search]\nepochs = 5\n[views]\nnoise = 0.2\n',
+        "child.toml": 'extends = "shared/parent.toml"\n[run]\ntags = ["c"]\n[search]\ntemperature = 0.5\n',
+    })
+    r = load_recipe("child.toml")
+    assert r.run.tags == ("c",) and r.run.seed == 3 and r.run.name == "child"
+    assert (r.search["epochs"], r.search["lr"], r.search["temperature"]) == (5, 0.01, 0.5)
+    assert r.views["noise"] == 0.2
+
+
+def test_relative_paths_resolve_against_the_file_that_names_them(in_tmp):
+    write(in_tmp, {"lab/genotypes/g.json": GENOTYPE, "lab/data/f.h5": "",
+                   "lab/base.toml": '[run]\ngenotype = "genotypes/g.json"\n'
+                                    '[data]\ndataset = "features"\npath = "data/f.h5"\n',
+                   "mine.toml": 'extends = "lab/base.toml"\n[run]\nstage = "finetune"\n'})
+    r = load_recipe("mine.toml")
+    assert r.run.genotype == str(in_tmp / "lab/genotypes/g.json")
+    assert r.data.path == str(in_tmp / "lab/data/f.h5")
+    assert r.data.options == {}
+
+
+def test_set_overrides_with_toml_values(in_tmp):
+    write(in_tmp, {"r.toml": "[data.synthetic]\ntrain = 64\n", "g.json": GENOTYPE})
+    r = load_recipe("r.toml", [
+        "search.epochs=5", "search.lr=1", "data.label_ratio=0.25", "run.bf16=true", 'run.tags=["a", "b"]',
+        "run.device=cuda:1", 'run.name="quoted"', "data.synthetic.train=100", "data.synthetic.text_dims=[4, 8]",
+        "space.primitives=[\"sum\", \"product\"]", " views.noise = 0 ", "run.stage=pretrain", "run.genotype=g.json",
+    ])
+    assert r.search["epochs"] == 5
+    assert r.search["lr"] == 1.0 and isinstance(r.search["lr"], float)
+    assert r.data.label_ratio == 0.25 and r.run.bf16 is True and r.run.tags == ("a", "b")
+    assert r.run.device == "cuda:1" and r.run.name == "quoted"
+    assert r.data.synthetic["train"] == 100 and r.data.synthetic["text_dims"] == [4, 8]
+    assert r.space["primitives"] == ["sum", "product"] and r.views["noise"] == 0.0
+    assert r.run.genotype == str(in_tmp / "g.json")
+
+
+def test_set_takes_bare_text_for_string_keys(in_tmp):
+    write(in_tmp, {"r.toml": ""})
+    assert load_recipe("r.toml", ["run.name=true"]).run.name == "true"
+    assert load_recipe("r.toml", ["run.name=1e3"]).run.name == "1e3"
+    assert load_recipe("r.toml", ["run.device=cpu"]).run.device == "cpu"
+
+
+def test_later_set_wins(in_tmp):
+    write(in_tmp, {"r.toml": "[search]\nepochs = 3\n"})
+    assert load_recipe("r.toml", ["search.epochs=4", "search.epochs=6"]).search["epochs"] == 6
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps.
+
+
+def test_sweep_expands_the_product_into_named_siblings(in_tmp):
+    write(in_tmp, {"ssl_search.toml": '[run]\nstage = "search"\n[sweep]\nlabel_ratio = [0.1, 0.5]\nseed = [0, 1, 2]\n'
+                                      '"search.temperature" = [0.2]\n'})
+    recipe = load_recipe("ssl_search.toml")
+    assert recipe.sweep == {"data.label_ratio": [0.1, 0.5], "run.seed": [0, 1, 2], "search.temperature": [0.2]}
+    runs = expand_sweep(recipe)
+    assert len(runs) == 6
+    assert runs[0].run.name == "ssl_search[label_ratio=0.1,seed=0,search.temperature=0.2]"
+    assert [(r.data.label_ratio, r.run.seed) for r in runs] == [
+        (0.1, 0), (0.1, 1), (0.1, 2), (0.5, 0), (0.5, 1), (0.5, 2)]
+    assert all(r.sweep == {} and r.search["temperature"] == 0.2 for r in runs)
+    assert runs[4].to_dict() == load_recipe("ssl_search.toml", [
+        "sweep.label_ratio=[0.1]", "sweep.seed=[0]", "sweep.search.temperature=[0.1]", "data.label_ratio=0.5",
+        "run.seed=1", "search.temperature=0.2", "run.name=ssl_search[label_ratio=0.5,seed=1,search.temperature=0.2]",
+    ]).to_dict() | {"sweep": {}}
+
+
+def test_sweep_accepts_dotted_toml_keys_and_list_values(in_tmp):
+    write(in_tmp, {"r.toml": '[sweep]\nsearch.temperature = [0.1, 0.2]\n"run.tags" = [["a"], ["b", "c"]]\n'})
+    runs = expand_sweep(load_recipe("r.toml"))
+    assert [r.run.name for r in runs] == [
+        "r[search.temperature=0.1,run.tags=[a]]", "r[search.temperature=0.1,run.tags=[b,c]]",
+        "r[search.temperature=0.2,run.tags=[a]]", "r[search.temperature=0.2,run.tags=[b,c]]"]
+    assert runs[3].run.tags == ("b", "c")
+
+
+def test_sweep_from_set_and_merged_from_parent(in_tmp):
+    write(in_tmp, {"base.toml": "[sweep]\nseed = [0, 1]\n",
+                   "r.toml": 'extends = "base.toml"\n[sweep]\nlabel_ratio = [0.5]\n'})
+    assert len(expand_sweep(load_recipe("r.toml"))) == 2
+    assert len(expand_sweep(load_recipe("r.toml", ["sweep.seed=[0, 1, 2]"]))) == 3
+    write(in_tmp, {"r2.toml": 'extends = "base.toml"\n[sweep]\n"run.seed" = [5]\n'})  # child wins, by canonical key
+    assert [r.run.seed for r in expand_sweep(load_recipe("r2.toml"))] == [5]
+
+
+def test_sweep_over_synthetic_data_and_baseline_genotypes(in_tmp):
+    write(in_tmp, {"r.toml": '[run]\nstage = "finetune"\ngenotype = "random"\n'
+                             '[sweep]\n"run.genotype" = ["random", "baseline:bmnas-mmimdb"]\n'
+                             '"data.synthetic.seed" = [1, 2]\n'})
+    runs = expand_sweep(load_recipe("r.toml"))
+    assert runs[1].run.name == "r[run.genotype=random,data.synthetic.seed=2]"
+    assert [(r.run.genotype, r.data.synthetic["seed"]) for r in runs][-1] == ("baseline:bmnas-mmimdb", 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad recipes: every one is a RecipeError of one line naming the file (or --set) and the key.
+
+FEATURES = '[data]\ndataset = "features"\npath = "f.h5"\n'
+MMIMDB = '[data]\ndataset = "mmimdb"\npath = "m.h5"\n'
+NEEDS_GENOTYPE = ("bad.toml: run.genotype: needed when the run starts with pretrain "
+                  "(a genotype JSON file, 'baseline:NAME' or 'random')")
+
+BAD = [
+    # (id, files (bad.toml is loaded), overrides, message)
+    ("unknown section", {"bad.toml": "[serch]\nepochs = 3\n"}, [],
+     "bad.toml: serch: unknown section (did you mean search?)"),
+    ("unknown key", {"bad.toml": "[search]\nepoch = 3\n"}, [],
+     "bad.toml: search.epoch: unknown key (did you mean epochs?)"),
+    ("unknown key far from any", {"bad.toml": "[views]\nfoo = 1\n"}, [],
+     "bad.toml: views.foo: unknown key (known: policy, noise, channel_dropout, position_mask, modality_dropout, "
+     "level_mix)"),
+    ("paper's name for a key", {"bad.toml": "[space]\nC = 64\n"}, [],
+     "bad.toml: space.C: unknown key (did you mean channels?)"),
+    ("shared key in a stage", {"bad.toml": "[finetune]\nlabel_ratio = 0.5\n"}, [],
+     "bad.toml: finetune.label_ratio: set data.label_ratio instead (one value feeds every stage)"),
+    ("string for int", {"bad.toml": '[search]\nepochs = "5"\n'}, [],
+     "bad.toml: search.epochs: expected an integer, got '5'"),
+    ("bool for int", {"bad.toml": "[run]\nseed = true\n"}, [],
+     "bad.toml: run.seed: expected an integer, got true"),
+    ("float for int", {"bad.toml": "[search]\nepochs = 1.5\n"}, [],
+     "bad.toml: search.epochs: expected an integer, got 1.5"),
+    ("bool for float", {"bad.toml": "[search]\nlr = false\n"}, [],
+     "bad.toml: search.lr: expected a number, got false"),
+    ("nan", {"bad.toml": "[search]\nlr = nan\n"}, [],
+     "bad.toml: search.lr: nan is not a finite number"),
+    ("string for list", {"bad.toml": '[run]\ntags = "a"\n'}, [],
+     "bad.toml: run.tags: expected a list of strings, got 'a'"),
+    ("mixed list", {"bad.toml": '[space]\nprimitives = ["sum", 1]\n'}, [],
+     "bad.toml: space.primitives: expected a list of strings, got ['sum', 1]"),
+    ("section not a table", {"bad.toml": "search = 5\n"}, [],
+     "bad.toml: search: expected a table ([search]), got 5"),
+    ("out of range", {"bad.toml": "[search]\nepochs = -1\n"}, [],
+     "bad.toml: search.epochs: -1 is out of range (> 0)"),
+    ("label ratio zero", {"bad.toml": "[data]\nlabel_ratio = 0\n"}, [],
+     "bad.toml: data.label_ratio: 0.0 is out of range (0, 1]"),
+    ("batch size zero", {"bad.toml": "[data]\nbatch_size = 0\n"}, [],
+     "bad.toml: data.batch_size: 0 is out of range (>= 1)"),
+    ("positions not square", {"bad.toml": "[space]\npositions = 15\n"}, [],
+     "bad.toml: space.positions: 15 is not a square number (maps pool to sqrt(L) x sqrt(L))"),
+    ("cross-key range", {"bad.toml": "[space]\ncells = 1\n"}, [],
+     "bad.toml: space.cell_multiplier: 2 is out of range (1..1)"),
+    ("unknown primitive", {"bad.toml": '[space]\nprimitives = ["sum", "conv"]\n'}, [],
+     "bad.toml: space.primitives: unknown ['conv'] (known: zero, sum, attention, linear_glu, concat_fc, "
+     "concat_conv_mish, product)"),
+    ("objective", {"bad.toml": '[search]\nobjective = "contrastive"\n'}, [],
+     "bad.toml: search.objective: 'contrastive' is not one of ssl, supervised, ssl+supervised"),
+    ("stage", {"bad.toml": '[run]\nstage = "train"\n'}, [],
+     "bad.toml: run.stage: 'train' is not one of search, pretrain, finetune, pipeline"),
+    ("device", {"bad.toml": '[run]\ndevice = "gpu"\n'}, [],
+     "bad.toml: run.device: 'gpu' is not auto, cpu, cuda or cuda:N"),
+    ("device index", {"bad.toml": '[run]\ndevice = "cuda:x"\n'}, [],
+     "bad.toml: run.device: 'cuda:x' is not auto, cpu, cuda or cuda:N"),
+    ("executor", {"bad.toml": '[run]\nexecutor = "ray"\n'}, [],
+     "bad.toml: run.executor: 'ray' is not one of local"),
+    ("negative seed", {"bad.toml": "[run]\nseed = -1\n"}, [],
+     "bad.toml: run.seed: -1 is out of range (>= 0)"),
+    ("empty name", {"bad.toml": '[run]\nname = " "\n'}, [],
+     "bad.toml: run.name: must not be empty"),
+    ("view policy", {"bad.toml": '[views]\npolicy = "x"\n'}, [],
+     "bad.toml: views.policy: 'x' is not one of cross_modal, instance"),
+    ("view dropout", {"bad.toml": "[views]\nchannel_dropout = 1\n"}, [],
+     "bad.toml: views.channel_dropout: 1.0 is out of range ([0, 1))"),
+    ("modality dropout with cross-modal views", {"bad.toml": "[views]\nmodality_dropout = 0.2\n"}, [],
+     "bad.toml: views.modality_dropout: 0.2 applies to policy 'instance' only; 'cross_modal' already hides "
+     "modalities (set it to 0)"),
+    ("synthetic level", {"bad.toml": "[data.synthetic]\nimage_levels = 2\n"}, [],
+     "bad.toml: data.synthetic.planted_image: 2 is not a level (0..1)"),
+    ("synthetic unknown key", {"bad.toml": "[data.synthetic]\nsamples = 2\n"}, [],
+     "bad.toml: data.synthetic.samples: unknown key (known: train, dev, test, image_levels, image_channels, "
+     "image_side, text_dims, shared_dim, specific_dim, classes, planted_image, planted_text, noise, cross_noise, "
+     "leak, seed)"),
+    ("unknown dataset", {"bad.toml": '[data]\ndataset = "imdb"\n'}, [],
+     "bad.toml: data.dataset: 'imdb' is not one of synthetic, mmimdb, features"),
+    ("options of another dataset", {"f.h5": "", "bad.toml": FEATURES + "[data.synthetic]\ntrain = 5\n"}, [],
+     "bad.toml: data.synthetic: options of the synthetic dataset, but data.dataset is 'features'"),
+    ("features options", {"f.h5": "", "bad.toml": FEATURES + "[data.features]\nx = 1\n"},
+     [], "bad.toml: data.features: a features file takes no options"),
+    ("mmimdb option", {"m.h5": "", "bad.toml": MMIMDB + "[data.mmimdb]\nmap_sid = 3\n"},
+     [], "bad.toml: data.mmimdb.map_sid: unknown key (did you mean map_side?)"),
+    ("mmimdb weights missing", {"m.h5": "", "bad.toml": MMIMDB + '[data.mmimdb]\nimage_weights = "vgg.pt"\n'}, [],
+     "bad.toml: data.mmimdb.image_weights: vgg.pt: file not found"),
+    ("mmimdb pixels", {"m.h5": "", "bad.toml": MMIMDB + '[data.mmimdb]\npixels = "bgr"\n'},
+     [], "bad.toml: data.mmimdb.pixels: 'bgr' is not one of auto, rgb, caffe_bgr"),
+    ("dataset without path", {"bad.toml": '[data]\ndataset = "features"\n'}, [],
+     "bad.toml: data.path: the features dataset needs a file path"),
+    ("dataset file missing", {"bad.toml": '[data]\ndataset = "mmimdb"\npath = "mmimdb.h5"\n'}, [],
+     "bad.toml: data.path: mmimdb.h5: file not found"),
+    ("dataset path is a folder", {"d/x": "", "bad.toml": '[data]\ndataset = "features"\npath = "d"\n'}, [],
+     "bad.toml: data.path: d: not a file"),
+    ("path for synthetic data", {"bad.toml": '[data]\npath = "x.h5"\n'}, [],
+     "bad.toml: data.path: the synthetic dataset is generated; it reads no file"),
+    ("toml syntax", {"bad.toml": "[search]\nepochs = = 3\n"}, [],
+     "bad.toml: TOML syntax error: Invalid value (at line 2, column 10)"),
+    ("not utf-8", {"bad.toml": b"[run]\nname = '\xff'\n"}, [],
+     "bad.toml: not UTF-8 text"),
+    ("extends not a string", {"bad.toml": "extends = 3\n"}, [],
+     "bad.toml: extends: expected a string (a recipe path), got 3"),
+    ("extends missing", {"bad.toml": 'extends = "nope.toml"\n'}, [],
+     "bad.toml: extends: nope.toml: file not found"),
+    ("extends cycle", {"bad.toml": 'extends = "a.toml"\n', "a.toml": 'extends = "bad.toml"\n'}, [],
+     "a.toml: extends: cycle bad.toml -> a.toml -> bad.toml"),
+    ("extends itself", {"bad.toml": 'extends = "bad.toml"\n'}, [],
+     "bad.toml: extends: cycle bad.toml -> bad.toml"),
+    ("error named in the parent", {"base.toml": "[search]\nepochs = 0\n", "bad.toml": 'extends = "base.toml"\n'}, [],
+     "base.toml: search.epochs: 0 is out of range (> 0)"),
+    ("syntax error in the parent", {"base.toml": "[search\n", "bad.toml": 'extends = "base.toml"\n'}, [],
+     "base.toml: TOML syntax error: Expected ']' at the end of a table declaration (at line 1, column 8)"),
+    ("sweep unknown key", {"bad.toml": '[sweep]\n"search.temprature" = [0.1]\n'}, [],
+     "bad.toml: sweep.search.temprature: unknown key (did you mean search.temperature?)"),
+    ("sweep empty list", {"bad.toml": "[sweep]\nseed = []\n"}, [],
+     "bad.toml: sweep.run.seed: needs at least one value (an empty list makes no runs)"),
+    ("sweep not a list", {"bad.toml": "[sweep]\nseed = 3\n"}, [],
+     "bad.toml: sweep.run.seed: expected a list of values, got 3"),
+    ("sweep value type", {"bad.toml": '[sweep]\nlabel_ratio = [0.1, "a"]\n'}, [],
+     "bad.toml: sweep.data.label_ratio[1]: expected a number, got 'a'"),
+    ("sweep value range", {"bad.toml": "[sweep]\nlabel_ratio = [0.1, 0]\n"}, [],
+     "bad.toml: sweep.data.label_ratio: 0.0 is out of range (0, 1]"),
+    ("sweep point breaks another key", {"bad.toml": '[sweep]\n"space.cells" = [2, 1]\n'}, [],
+     "bad.toml: sweep point [space.cells=1]: space.cell_multiplier: 2 is out of range (1..1)"),
+    ("sweep over the stage", {"bad.toml": '[sweep]\n"run.stage" = ["search"]\n'}, [],
+     "bad.toml: sweep.run.stage: cannot be swept (the runs of one sweep share it)"),
+    ("sweep key twice", {"bad.toml": '[sweep]\nseed = [0]\n"run.seed" = [1]\n'}, [],
+     "bad.toml: sweep.run.seed: given twice (as seed and run.seed)"),
+    ("sweep value twice", {"bad.toml": "[sweep]\nseed = [1, 1]\n"}, [],
+     "bad.toml: sweep.run.seed: 1 repeats"),
+    ("sweep not a table", {"bad.toml": "sweep = [1]\n"}, [],
+     "bad.toml: sweep: expected a table ([sweep]) of lists, got [1]"),
+    ("pretrain without genotype", {"bad.toml": '[run]\nstage = "pretrain"\n'}, [],
+     NEEDS_GENOTYPE),
+    ("pipeline without search needs a genotype", {"bad.toml": '[run]\nstages = ["pretrain", "finetune"]\n'}, [],
+     NEEDS_GENOTYPE),
+    ("genotype file missing", {"bad.toml": '[run]\nstage = "finetune"\ngenotype = "g.json"\n'}, [],
+     "bad.toml: run.genotype: g.json: file not found"),
+    ("genotype file invalid", {"g.json": "{", "bad.toml": '[run]\nstage = "finetune"\ngenotype = "g.json"\n'}, [],
+     "bad.toml: run.genotype: g.json: not valid JSON (line 1 column 2: Expecting property name enclosed in double "
+     "quotes)"),
+    ("unknown baseline", {"bad.toml": '[run]\nstage = "finetune"\ngenotype = "baseline:darts"\n'}, [],
+     "bad.toml: run.genotype: unknown baseline 'darts' (known: bmnas-mmimdb)"),
+    ("genotype for a search", {"bad.toml": '[run]\nstage = "search"\ngenotype = "random"\n'}, [],
+     "bad.toml: run.genotype: a run that starts with search finds its own genotype (remove it, or set run.stage to "
+     "pretrain or finetune)"),
+    ("checkpoint for pretrain",
+     {"c.pt": "", "bad.toml": '[run]\nstage = "pretrain"\ngenotype = "random"\ncheckpoint = "c.pt"\n'},
+     [], "bad.toml: run.checkpoint: only a finetune run starts from a checkpoint (stages: pretrain)"),
+    ("checkpoint missing", {"bad.toml": '[run]\nstage = "finetune"\ngenotype = "random"\ncheckpoint = "c.pt"\n'}, [],
+     "bad.toml: run.checkpoint: c.pt: file not found"),
+    ("stages out of order", {"bad.toml": '[run]\nstages = ["finetune", "search"]\n'}, [],
+     "bad.toml: run.stages: ['finetune', 'search'] is not a chain of search, pretrain, finetune (each at most once, "
+     "in that order)"),
+    ("stages empty", {"bad.toml": "[run]\nstages = []\n"}, [],
+     "bad.toml: run.stages: [] is not a chain of search, pretrain, finetune (each at most once, in that order)"),
+    ("unknown stage in chain", {"bad.toml": '[run]\nstages = ["search", "eval"]\n'}, [],
+     "bad.toml: run.stages: 'eval' is not one of search, pretrain, finetune"),
+    ("stages for one stage", {"bad.toml": '[run]\nstage = "search"\nstages = ["search", "finetune"]\n'}, [],
+     "bad.toml: run.stages: only a pipeline run lists stages (stage is 'search')"),
+    ("set without =", {"bad.toml": ""}, ["search.epochs"],
+     "--set search.epochs: expected KEY=VALUE (e.g. search.epochs=5)"),
+    ("set unknown key", {"bad.toml": ""}, ["search.epoch=5"],
+     "--set search.epoch=5: unknown key search.epoch (did you mean search.epochs?)"),
+    ("set unparsable value", {"bad.toml": ""}, ["search.epochs=abc"],
+     "--set search.epochs=abc: expected an integer, got 'abc'"),
+    ("set wrong type", {"bad.toml": ""}, ["run.tags=3"],
+     "--set run.tags=3: expected a list of strings, got 3"),
+    ("set broken list", {"bad.toml": ""}, ['run.tags=["a"'],
+     "--set run.tags=[\"a\": expected a list of strings, got '[\"a\"'"),
+    ("set bool as int", {"bad.toml": ""}, ["run.seed=true"],
+     "--set run.seed=true: expected an integer, got true"),
+    ("set out of range", {"bad.toml": ""}, ["search.epochs=0"],
+     "--set search.epochs=0: 0 is out of range (> 0)"),
+    ("set sweep unknown key", {"bad.toml": ""}, ["sweep.sed=[1]"],
+     "--set sweep.sed=[1]: unknown key (did you mean seed?)"),
+    ("set a second line", {"bad.toml": ""}, ["search.epochs=5\nlr = 3"],
+     "--set search.epochs=5\\nlr = 3: expected an integer, got '5\\nlr = 3'"),
+]
+
+
+@pytest.mark.parametrize("files, overrides, message", [case[1:] for case in BAD], ids=[case[0] for case in BAD])
+def test_bad_recipe(in_tmp, files, overrides, message):
+    write(in_tmp, files)
+    with pytest.raises(RecipeError) as caught:
+        load_recipe("bad.toml", overrides)
+    assert str(caught.value) == message
+
+
+def test_bad_recipe_messages_are_one_line():
+    assert all("\n" not in message for *_, message in BAD)
+
+
+def test_missing_recipe_file(in_tmp):
+    with pytest.raises(RecipeError, match=r"^nope\.toml: file not found$"):
+        load_recipe("nope.toml")
+
+
+def test_from_dict_checks_like_a_file():
+    d = load_recipe(ROOT / "recipes" / "base.toml").to_dict()
+    d["search"]["epochs"] = -1
+    with pytest.raises(RecipeError, match=r"^<registry>: search\.epochs: -1 is out of range \(> 0\)$"):
+        Recipe.from_dict(d)
+    del d["run"]["name"]
+    with pytest.raises(RecipeError, match=r"^<registry>: run\.name: needs a value \(a string\)$"):
+        Recipe.from_dict(d)
+    with pytest.raises(RecipeError, match=r"^<registry>: expected a table of sections, got \[\]$"):
+        Recipe.from_dict([])
+
+
+def test_from_dict_does_not_recheck_files(in_tmp):
+    write(in_tmp, {"f.h5": "", "r.toml": '[data]\ndataset = "features"\npath = "f.h5"\n'})
+    d = load_recipe("r.toml").to_dict()
+    (in_tmp / "f.h5").unlink()
+    assert Recipe.from_dict(d).data.path == str(in_tmp / "f.h5")
+
+
+# --------------------------------------------------------------------------------------------
+# Mirrors of the torch-importing dataclasses, held to the real ones.
+
+
+def fields_of(cls):
+    return tuple((f.name, f.type, f.default) for f in dataclasses.fields(cls))
+
+
+def test_mirrors_match_the_real_dataclasses():
+    from ssnas.data import datasets, mmimdb, views
+    from ssnas.data.synthetic import SyntheticConfig
+    from ssnas.stages.runtime import Runtime
+
+    assert fields_of(views.ViewConfig) == VIEW_FIELDS
+    assert fields_of(Runtime) == RUNTIME_FIELDS
+    assert fields_of(SyntheticConfig) == SYNTHETIC_FIELDS
+    assert VIEW_POLICIES == views.VIEW_POLICIES
+    assert DATASET_KINDS == datasets.DATASET_KINDS
+    assert MMIMDB_PIXELS == typing.get_args(mmimdb.Pixels)
+    options = {name: p.default for name, p in inspect.signature(mmimdb.load_mmimdb).parameters.items()
+               if name not in ("path", "device", "progress")}
+    assert options == {name: default for name, _, default in MMIMDB_FIELDS}
+
+
+@pytest.mark.parametrize("values", [
+    {"policy": "x"}, {"noise": -0.5}, {"channel_dropout": 1.0}, {"position_mask": -0.1},
+    {"policy": "instance", "modality_dropout": 1.0}, {"level_mix": 1.5}, {"modality_dropout": 0.1},
+])
+def test_view_checks_match_view_config(in_tmp, values):
+    from ssnas.data.views import ViewConfig
+    from ssnas.errors import ConfigError
+
+    with pytest.raises(ConfigError) as real:
+        ViewConfig(**values)
+    toml = "\n".join(f"{k} = {v!r}" for k, v in values.items()).replace("'", '"')
+    write(in_tmp, {"v.toml": f"[views]\n{toml}\n"})
+    with pytest.raises(RecipeError) as ours:
+        load_recipe("v.toml")
+    assert str(ours.value) == f"v.toml: {real.value}"
+
+
+@pytest.mark.parametrize("values", [
+    {"train": 0}, {"classes": 0}, {"shared_dim": 3}, {"text_dims": []}, {"text_dims": [4, 0]},
+    {"planted_image": 4}, {"planted_text": -1}, {"noise": -1.0}, {"leak": -0.5},
+])
+def test_synthetic_checks_match_synthetic_config(in_tmp, values):
+    from ssnas.data.synthetic import SyntheticConfig
+    from ssnas.errors import ConfigError
+
+    with pytest.raises(ConfigError) as real:
+        SyntheticConfig(**values)
+    toml = "\n".join(f"{k} = {v!r}" for k, v in values.items())
+    write(in_tmp, {"s.toml": f"[data.synthetic]\n{toml}\n"})
+    with pytest.raises(RecipeError) as ours:
+        load_recipe("s.toml")
+    assert str(ours.value) == f"s.toml: {real.value}"
+
+
+def test_device_check_matches_runtime(in_tmp):
+    from ssnas.errors import ConfigError
+    from ssnas.stages.runtime import Runtime
+
+    with pytest.raises(ConfigError) as real:
+        Runtime(device="tpu")
+    with pytest.raises(RecipeError) as ours:
+        load_recipe(ROOT / "recipes/base.toml", ["run.device=tpu"])
+    assert str(ours.value) == f"--set run.device=tpu: {str(real.value).removeprefix('run.device: ')}"
+
+
+# --------------------------------------------------------------------------------------------
+# Documentation and import cost.
+
+
+def test_docs_describe_every_key():
+    text = (ROOT / "docs" / "recipes.md").read_text()
+    missing = [key for key in LEAVES if f"`{key.rsplit('.', 1)[1]}`" not in text]
+    assert missing == []
+    for table in ("[run]", "[data]", "[data.synthetic]", "[data.mmimdb]", "[space]", "[search]", "[views]",
+                  "[pretrain]", "[finetune]", "[sweep]", "extends", "--set"):
+        assert table in text
+
+
+def test_docs_examples_load(in_tmp):
+    shutil.copytree(ROOT / "recipes", in_tmp / "recipes")
+    write(in_tmp, {"runs/12/genotype.json": GENOTYPE, "runs/14/checkpoint.pt": "", "data/mmimdb-features.h5": ""})
+    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "docs" / "recipes.md").read_text(), re.S)
+    assert len(blocks) >= 6
+    for i, block in enumerate(blocks):
+        if 'extends = "recipes/' in block:
+            (in_tmp / f"example{i}.toml").write_text(block)
+            assert load_recipe(f"example{i}.toml").run.name == f"example{i}"
+
+
+def test_recipe_module_imports_no_torch():
+    code = ("import sys, ssnas.recipe as r; r.load_recipe(sys.argv[1]); "
+            "print([m for m in ('torch', 'torchvision', 'transformers', 'h5py', 'numpy') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code, str(ROOT / "recipes" / "pretrain.toml")],
+                          capture_output=True, text=True, check=True, cwd=os.getcwd())
+    assert done.stdout.strip() == "[]"
