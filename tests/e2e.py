@@ -1,0 +1,74 @@
+"""Helpers for end-to-end tests: real `ssnas` subprocesses on a tiny recipe in a temporary folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RECIPES = Path(__file__).resolve().parent.parent / "recipes"
+
+TINY = """\
+extends = "{base}"
+
+[run]
+name = "tiny"
+stage = "{stage}"
+seed = 0
+
+[data]
+batch_size = 32
+
+[data.synthetic]
+train = 192
+dev = 64
+test = 64
+image_channels = 8
+image_side = 2
+text_dims = [6, 10]
+classes = 5
+
+[space]
+channels = 8
+positions = 4
+
+[search]
+epochs = {epochs}
+
+[pretrain]
+epochs = 1
+
+[finetune]
+epochs = 2
+"""
+
+
+def tiny_recipe(folder: Path, stage: str = "search", epochs: int = 2, extra: str = "") -> Path:
+    path = folder / f"tiny_{stage}.toml"
+    path.write_text(TINY.format(base=RECIPES / "base.toml", stage=stage, epochs=epochs) + extra)
+    return path
+
+
+def ssnas(runs: Path, *args: str, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "ssnas.cli", "--runs", str(runs), *args],
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if check and done.returncode != 0:
+        raise AssertionError(f"ssnas {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def runs_json(runs: Path, *args: str) -> list[dict]:
+    return json.loads(ssnas(runs, "runs", "--json", "--limit", "1000", *args, check=True).stdout)
+
+
+def wait_for(condition, timeout: float = 120, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
