@@ -7,9 +7,9 @@ import sys
 import click
 
 from ssnas.commands import demo as demo_commands
-from ssnas.commands.common import UserError, Workspace, reports_errors  # noqa: F401 - re-exported
-
-COMMAND_MODULES = ("ssnas.commands.demo", "ssnas.commands.launch", "ssnas.commands.inspect")
+from ssnas.commands import inspect as inspect_commands
+from ssnas.commands import launch as launch_commands
+from ssnas.commands.common import Workspace
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,22 +22,14 @@ def main(ctx: click.Context, runs_dir: str | None) -> None:
     ctx.obj = Workspace(runs_dir)
 
 
-def _register() -> None:
-    import importlib
+for _command in (
+    launch_commands.run, inspect_commands.runs_command, inspect_commands.show_command, inspect_commands.metrics_command,
+    inspect_commands.arch_command, inspect_commands.diff_command, inspect_commands.compare_command, launch_commands.kill,
+    launch_commands.resume, launch_commands.rerun, launch_commands.tag, inspect_commands.export_command,
+    launch_commands.rm, launch_commands.recipe, demo_commands.baselines, demo_commands.features, demo_commands.demo,
+):
+    main.add_command(_command)
 
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as error:
-            if error.name != name:
-                raise
-            continue  # a family still being written
-        for command in vars(module).values():
-            if isinstance(command, click.Command) and command.name not in main.commands:
-                main.add_command(command)
-
-
-_register()
 demo = demo_commands.demo
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ def test_light_modules_import_no_heavy_library(module):
     assert done.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["features", "--help"], ["baselines"]])
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["features", "--help"], ["baselines"],
+                                  ["runs", "--help"], ["show", "--help"], ["metrics", "--help"], ["arch", "--help"],
+                                  ["diff", "--help"], ["compare", "--help"], ["export", "--help"]])
 def test_commands_that_do_not_train_import_no_torch(argv):
     code = (
         "import sys\n"

@@ -1,0 +1,686 @@
+"""Commands that read the registry and the run folders: runs, show, metrics, arch, diff, compare, export.
+
+They only read (a reader's `reconcile` may mark a dead run `lost`, as every reader does) and never
+import torch: run folders are listed, not loaded. Reference and examples: docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import sys
+import textwrap
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ssnas.commands.common import UserError, Workspace, emit, output_options, pass_workspace, reports_errors, table
+from ssnas.registry import STAGES, STATUSES
+
+if TYPE_CHECKING:
+    from ssnas.nas.genotype import Genotype
+    from ssnas.registry import Registry
+
+# What a worker leaves in runs/RUN_ID/ (ssnas.execution and ssnas.tracking name them; both import torch).
+RUN_FILES = ("checkpoint.pt", "genotype.json", "pretrained.pt", "results.json", "log.txt", "tb")
+SLOT_NAMES = ("x", "y")
+SHORT_ID = 8
+EVENTS_SHOWN = 10
+PER_EPOCH_COLUMNS = 12  # beyond this many epochs the argmax evolution is run-length encoded
+
+
+# -- formatting ------------------------------------------------------------------------------------
+
+
+def duration(seconds: float | None) -> str:
+    """42s, 1m23s, 2h05m, 3d04h; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def elapsed_seconds(run: dict, now: float | None = None) -> float | None:
+    """From started_at to ended_at, or to now while the run has not ended."""
+    if run.get("started_at") is None:
+        return None
+    end = run.get("ended_at") or (time.time() if now is None else now)
+    return end - run["started_at"]
+
+
+def local_time(timestamp: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return "-" if timestamp is None else time.strftime(fmt, time.localtime(timestamp))
+
+
+def status_text(status: str) -> str:
+    """A lost run (its worker died without a word) stands out in listings."""
+    return "lost!" if status == "lost" else status
+
+
+def number(value: Any, fmt: str = ".4g") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def plain(value: Any) -> str:
+    """A config value as one short token: strings bare, lists as JSON."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return format(value, "g")
+    return json.dumps(value)
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested recipe sections as dotted keys: {"search": {"epochs": 5}} -> {"search.epochs": 5}."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def size_text(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"  # unreachable
+
+
+def short_ids(ids: Sequence[str]) -> list[str]:
+    """The shortest prefixes (at least 8 characters) that still tell the runs apart."""
+    for length in range(SHORT_ID, max(map(len, ids), default=SHORT_ID) + 1):
+        cut = [i[:length] for i in ids]
+        if len(set(cut)) == len(set(ids)):
+            return cut
+    return list(ids)
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def open_registry(workspace: Workspace) -> Registry:
+    """The registry, closed when the command ends; a missing one is an error for everything but `runs`."""
+    registry = workspace.registry()
+    click.get_current_context().call_on_close(registry.close)
+    return registry
+
+
+def run_dir(workspace: Workspace, run: dict) -> Path:
+    """The run's folder: where the registry says, else under this --runs folder (the first that exists)."""
+    candidates = [Path(run["run_dir"])] if run.get("run_dir") else []
+    candidates.append(workspace.runs_dir / run["id"])
+    return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+def latest_genotype(workspace: Workspace, registry: Registry, run: dict) -> tuple[Genotype, str] | None:
+    """The run's last logged genotype, else its folder's genotype.json; with where it came from."""
+    from ssnas.nas.genotype import Genotype
+
+    row = registry.latest_genotype(run["id"])
+    if row is not None:
+        where = f"run {run['id'][:SHORT_ID]} epoch {row['epoch']}"
+        return Genotype.from_json(row["genotype"], where=where), f"epoch {row['epoch']}, step {row['step']}"
+    path = run_dir(workspace, run) / "genotype.json"
+    if path.is_file():
+        return Genotype.load(path), str(path)
+    return None
+
+
+def require_genotype(workspace: Workspace, registry: Registry, run: dict) -> tuple[Genotype, str]:
+    found = latest_genotype(workspace, registry, run)
+    if found is None:
+        raise UserError(f"run {run['id'][:SHORT_ID]} has no genotype yet (none logged, "
+                        f"no genotype.json in {run_dir(workspace, run)})")
+    return found
+
+
+def last_values(rows: Iterable[dict]) -> dict[str, float]:
+    """The last value logged per key, in key order of first appearance."""
+    values: dict[str, float] = {}
+    for row in rows:
+        values[row["key"]] = row["value"]
+    return values
+
+
+# -- runs ------------------------------------------------------------------------------------------
+
+RUNS_COLUMNS = ("id", "name", "stage", "objective", "dataset", "r", "seed", "status", "progress", "elapsed", "loss",
+                "dev F1", "test F1", "created")
+RUNS_CSV_COLUMNS = ("id", "name", "stage", "objective", "dataset", "label_ratio", "seed", "status", "progress",
+                    "elapsed_s", "latest_loss", "best_f1", "test_f1", "created_at", "started_at", "ended_at",
+                    "group_id", "parent_id", "device", "host", "tags", "error")
+
+
+def runs_table_row(run: dict, now: float) -> dict[str, str]:
+    return {
+        "id": run["id"][:SHORT_ID], "name": run["name"], "stage": run["stage"], "objective": run["objective"] or "-",
+        "dataset": run["dataset"] or "-", "r": number(run["label_ratio"], "g"), "seed": number(run["seed"], "d"),
+        "status": status_text(run["status"]), "progress": percent(run["progress"]),
+        "elapsed": duration(elapsed_seconds(run, now)), "loss": number(run["latest_loss"]),
+        "dev F1": number(run["best_f1"], ".3f"), "test F1": number(run["test_f1"], ".3f"),
+        "created": local_time(run["created_at"], "%m-%d %H:%M"),
+    }
+
+
+@click.command("runs")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+              help="Only runs in this status (repeat for several).")
+@click.option("--stage", type=click.Choice(STAGES), help="Only runs of this stage.")
+@click.option("--dataset", help="Only runs on this dataset.")
+@click.option("--tag", help="Only runs carrying this tag.")
+@click.option("--group", help="Only the runs of this sweep or pipeline group (its full id).")
+@click.option("--where", metavar="EXPR",
+              help="A filter, e.g. \"label_ratio <= 0.1 AND metric.test.f1_weighted > 0.5\" (docs/cli.md).")
+@click.option("--sort", default="-created_at", show_default=True, metavar="FIELD[,FIELD]",
+              help="Fields to sort by, '-' for descending, e.g. -best_f1 or label_ratio,seed.")
+@click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most N runs (0: all).")
+@output_options
+@pass_workspace
+@reports_errors
+def runs_command(workspace: Workspace, statuses: tuple[str, ...], stage: str | None, dataset: str | None,
+                 tag: str | None, group: str | None, where: str | None, sort: str, limit: int, as_json: bool,
+                 as_csv: bool) -> None:
+    """List runs, newest first: status, progress, elapsed time, loss and F1."""
+    if not workspace.has_registry():
+        return _no_runs(f"no runs yet ({workspace.registry_path} does not exist)", as_json, as_csv)
+    registry = open_registry(workspace)
+    rows = registry.runs(status=statuses or None, stage=stage, dataset=dataset, tag=tag, group=group, where=where,
+                         sort=sort, limit=limit + 1 if limit else None)
+    more = bool(limit) and len(rows) > limit
+    rows = rows[:limit] if limit else rows
+    now = time.time()
+    for row in rows:
+        row["elapsed_s"] = elapsed_seconds(row, now)
+    if not rows:
+        filtered = statuses or stage or dataset or tag or group or (where and where.strip())
+        return _no_runs("no runs match" if filtered else f"no runs yet in {workspace.registry_path}", as_json, as_csv)
+    if as_json or as_csv:
+        if as_csv:
+            rows = [{**row, "tags": ",".join(row["tags"]), "versions": None} for row in rows]
+        return emit(rows, RUNS_CSV_COLUMNS, as_json=as_json, as_csv=as_csv)
+    emit([runs_table_row(row, now) for row in rows], RUNS_COLUMNS)
+    if more:
+        click.echo(f"(the first {limit} shown; --limit 0 lists all)")
+
+
+def _no_runs(message: str, as_json: bool, as_csv: bool) -> None:
+    """Pipes still get well-formed output: an empty JSON list, or the CSV header alone."""
+    if as_json or as_csv:
+        return emit([], RUNS_CSV_COLUMNS, as_json=as_json, as_csv=as_csv)
+    click.echo(message)
+
+
+# -- show ------------------------------------------------------------------------------------------
+
+
+def field_lines(fields: Sequence[tuple[str, str]]) -> list[str]:
+    width = max(len(name) for name, _ in fields)
+    return [f"{name:<{width}}  {value}".rstrip() for name, value in fields]
+
+
+def run_fields(workspace: Workspace, registry: Registry, run: dict) -> list[tuple[str, str]]:
+    children = registry.children(run["id"])
+    versions = run.get("versions") or {}
+    progress = f" ({percent(run['progress'])})" if run["progress"] is not None else ""
+    return [
+        ("id", run["id"]), ("name", run["name"]), ("status", status_text(run["status"]) + progress),
+        ("error", run["error"] or "-"), ("stage", run["stage"]), ("objective", run["objective"] or "-"),
+        ("dataset", run["dataset"] or "-"), ("label ratio", number(run["label_ratio"], "g")),
+        ("seed", number(run["seed"], "d")), ("parent", run["parent_id"] or "-"), ("group", run["group_id"] or "-"),
+        ("children", ", ".join(f"{c['id'][:SHORT_ID]} ({c['stage']}, {status_text(c['status'])})"
+                               for c in children) or "-"),
+        ("device", run["device"] or "-"), ("host", run["host"] or "-"), ("pid", number(run["pid"], "d")),
+        ("git commit", run["git_commit"] or "-"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "-"),
+        ("created", local_time(run["created_at"])), ("started", local_time(run["started_at"])),
+        ("ended", local_time(run["ended_at"])), ("elapsed", duration(elapsed_seconds(run))),
+        ("heartbeat", local_time(run["heartbeat_at"])), ("recipe", run["recipe_path"] or "-"),
+        ("run dir", str(run_dir(workspace, run))), ("tags", ", ".join(run["tags"]) or "-"),
+    ]
+
+
+def config_lines(config: dict, width: int = 100) -> list[str]:
+    """The resolved recipe compactly: one wrapped line of key=value per section, unset keys left out."""
+    lines = []
+    for section, values in config.items():
+        if not isinstance(values, dict):
+            lines.append(f"  {section} = {plain(values)}")
+            continue
+        pairs = [f"{key}={plain(value)}" for key, value in flatten(values).items() if value is not None]
+        if pairs:
+            lines += textwrap.wrap(" ".join(pairs), width, initial_indent=f"  {section:<9} ",
+                                   subsequent_indent=" " * 12, break_long_words=False, break_on_hyphens=False)
+    return lines
+
+
+def metric_lines(registry: Registry, run: dict) -> list[str]:
+    lines = []
+    test = last_values(registry.metrics(run["id"], split="test"))
+    if test:
+        lines.append("  test     " + "  ".join(f"{key} {value:.4f}" for key, value in test.items()))
+    dev = registry.metrics(run["id"], key="f1_weighted", split="dev")
+    if dev:
+        best = max(dev, key=lambda row: row["value"])
+        lines.append(f"  dev      best f1_weighted {best['value']:.4f} (epoch {number(best['epoch'], 'd')})")
+    if run["latest_loss"] is not None:
+        lines.append(f"  train    last loss {run['latest_loss']:.4g}")
+    return lines or ["  (none logged)"]
+
+
+def file_lines(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return [f"  (no folder {folder})"]
+    lines = []
+    for path in sorted(folder.iterdir(), key=lambda p: (p.name not in RUN_FILES, p.name)):
+        if path.is_dir():
+            count = sum(1 for p in path.rglob("*") if p.is_file())
+            lines.append(f"  {path.name}/  ({count} file{'s' if count != 1 else ''})")
+        else:
+            lines.append(f"  {path.name}  ({size_text(path.stat().st_size)})")
+    return lines or ["  (empty)"]
+
+
+def event_lines(registry: Registry, run_id: str) -> list[str]:
+    events = registry.events(run_id)[-EVENTS_SHOWN:]
+    return [f"  {local_time(e['time'], '%m-%d %H:%M:%S')}  {e['level']:<7} {e['message']}" for e in events] \
+        or ["  (none)"]
+
+
+@click.command("show")
+@click.argument("run")
+@pass_workspace
+@reports_errors
+def show_command(workspace: Workspace, run: str) -> None:
+    """Everything about one run: fields, recipe, genotype, metrics, files, last events."""
+    registry = open_registry(workspace)
+    row = registry.get_run(run)
+    lines = field_lines(run_fields(workspace, registry, row))
+    lines += ["", "recipe (resolved)"] + config_lines(row["config"] or {})
+    found = latest_genotype(workspace, registry, row)
+    if found is None:
+        lines += ["", "genotype", "  (none yet)"]
+    else:
+        lines += ["", f"genotype ({found[1]})"] + ["  " + line for line in found[0].describe().splitlines()]
+    lines += ["", "metrics"] + metric_lines(registry, row)
+    lines += ["", "files"] + file_lines(run_dir(workspace, row))
+    lines += ["", f"events (last {EVENTS_SHOWN})"] + event_lines(registry, row["id"])
+    click.echo("\n".join(lines))
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ("key", "split", "count", "last", "min", "max")
+SERIES_COLUMNS = ("step", "epoch", "split", "value")
+PLOT_POINTS = 2000  # at most this many points per line
+
+
+def metric_summary(rows: Iterable[dict]) -> list[dict]:
+    """Per (key, split): how many values, the last, the smallest and the largest."""
+    series: dict[tuple[str, str | None], dict] = {}
+    for row in rows:
+        entry = series.setdefault((row["key"], row["split"]), {
+            "key": row["key"], "split": row["split"], "count": 0, "last": None, "min": row["value"],
+            "max": row["value"]})
+        entry["count"] += 1
+        entry["last"] = row["value"]
+        entry["min"] = min(entry["min"], row["value"])
+        entry["max"] = max(entry["max"], row["value"])
+    return [series[key] for key in sorted(series, key=lambda k: (k[0], k[1] or ""))]
+
+
+def plot_series(rows: Sequence[dict], title: str, color: bool, size: tuple[int, int]) -> str:
+    """One line per split, step on x, drawn by plotext as text."""
+    import plotext as plt
+
+    plt.clear_figure()
+    splits: dict[str, list[dict]] = {}
+    for row in rows:
+        splits.setdefault(row["split"] or "-", []).append(row)
+    for split, points in sorted(splits.items()):
+        stride = -(-len(points) // PLOT_POINTS)  # a terminal shows a few hundred columns: thin long series
+        points = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
+        xs = [p["step"] if p["step"] is not None else i for i, p in enumerate(points)]
+        plt.plot(xs, [p["value"] for p in points], label=split)
+    plt.title(title)
+    plt.xlabel("step")
+    plt.plotsize(*size)
+    if not color:
+        plt.theme("clear")
+    text = plt.build()
+    plt.clear_figure()
+    return text if color else plt.uncolorize(text)
+
+
+@click.command("metrics")
+@click.argument("run")
+@click.option("--key", help="One metric's series (loss, epoch_loss, lr, f1_weighted, ...); without: a summary.")
+@click.option("--split", help="Only this split (train, arch, dev, test).")
+@click.option("--plot", is_flag=True, help="Draw the --key series in the terminal, one line per split.")
+@output_options
+@pass_workspace
+@reports_errors
+def metrics_command(workspace: Workspace, run: str, key: str | None, split: str | None, plot: bool, as_json: bool,
+                    as_csv: bool) -> None:
+    """A run's metrics: a summary of every series, or one series as a table or a plot."""
+    if plot and not key:
+        raise click.UsageError("--plot draws one series: give --key (e.g. --key loss)")
+    if plot and (as_json or as_csv):
+        raise click.UsageError("--plot draws for people; leave out --json and --csv")
+    registry = open_registry(workspace)
+    row = registry.get_run(run)
+    short, in_split = row["id"][:SHORT_ID], f" in split {split!r}" if split else ""
+    rows = registry.metrics(row["id"], key=key, split=split)
+    if key is None:
+        if not rows and not (as_json or as_csv):
+            return click.echo(f"run {short} has logged no metrics{in_split}")
+        return emit(metric_summary(rows), SUMMARY_COLUMNS, as_json, as_csv)
+    if not rows:
+        known = ", ".join(f"{k}/{s}" if s else k for k, s in registry.metric_keys(row["id"])) or "none"
+        raise UserError(f"run {short} has no metric {key!r}{in_split} (logged: {known})")
+    series = [{"step": r["step"], "epoch": r["epoch"], "split": r["split"], "key": r["key"], "value": r["value"],
+               "wall_time": r["wall_time"]} for r in rows]
+    if plot:
+        return _plot(series, f"{key} of run {row['id'][:SHORT_ID]}")
+    emit(series, SERIES_COLUMNS, as_json, as_csv)
+
+
+def _plot(series: Sequence[dict], title: str) -> None:
+    from importlib.util import find_spec
+
+    try:
+        available = find_spec("plotext") is not None
+    except ValueError:  # a module set to None in sys.modules
+        available = False
+    if not available:
+        click.echo("(plotext is not installed: pip install plotext; the series as a table instead)")
+        return emit(series, SERIES_COLUMNS)
+    tty = sys.stdout.isatty()
+    columns, lines = shutil.get_terminal_size((100, 30)) if tty else (100, 30)
+    click.echo(plot_series(series, title, color=tty, size=(min(columns, 160), max(12, min(lines - 2, 30)))))
+
+
+# -- arch ------------------------------------------------------------------------------------------
+
+
+def last_rows_per_epoch(rows: Iterable[dict]) -> dict[int, list[dict]]:
+    """Per epoch, the weights logged last in it (a search may log an epoch's weights more than once)."""
+    by_epoch: dict[int, list[dict]] = {}
+    for row in rows:
+        by_epoch.setdefault(row["epoch"], []).append(row)
+    return {epoch: [r for r in group if r["step"] == group[-1]["step"]] for epoch, group in by_epoch.items()}
+
+
+def distributions(rows: Iterable[dict]) -> dict[tuple, list[tuple[str, float]]]:
+    """(kind, cell, step, slot) -> [(choice, weight), ...] in logged order."""
+    groups: dict[tuple, list[tuple[str, float]]] = {}
+    for row in rows:
+        groups.setdefault((row["kind"], row["cell"], row["step_index"], row["slot"]), []).append(
+            (row["choice"], row["weight"]))
+    return groups
+
+
+def argmax(weights: Sequence[tuple[str, float]]) -> str:
+    return max(weights, key=lambda pair: pair[1])[0]  # first of equals wins, as derivation does
+
+
+def slot_label(slot: int | None) -> str:
+    return "" if slot is None else SLOT_NAMES[slot] if slot < len(SLOT_NAMES) else f"slot{slot}"
+
+
+def group_label(kind: str, cell: int, step: int | None, slot: int | None) -> str:
+    """cell0 input x, cell0 step0 input y, cell0 step0 op."""
+    where = f"cell{cell}" if step is None else f"cell{cell} step{step}"
+    return f"{where} op" if kind == "step_op" else f"{where} input {slot_label(slot)}"
+
+
+def weight_block(title: str, slots: Sequence[tuple[str, list[tuple[str, float]]]]) -> list[str]:
+    """A title row of candidate names, then one row of percentages per slot, the argmax marked `*`."""
+    names = [choice for choice, _ in slots[0][1]]
+    widths = [max(len(name), 6) for name in names]
+    label_width = max(len(title), *(len(label) + 2 for label, _ in slots))
+    lines = [f"{title:<{label_width}}  " + " ".join(f"{n:>{w}} " for n, w in zip(names, widths))]
+    for label, weights in slots:
+        best = argmax(weights)
+        cells = [f"{w * 100:.1f}%".rjust(width) + ("*" if choice == best else " ")
+                 for (choice, w), width in zip(weights, widths)]
+        lines.append(f"{'  ' + label:<{label_width}}  " + " ".join(cells))
+    return [line.rstrip() for line in lines]
+
+
+def weight_lines(rows: Sequence[dict]) -> list[str]:
+    """Cell by cell: its input slots, then per step the step's input slots and its op distribution."""
+    blocks: dict[tuple, list[tuple[str, list[tuple[str, float]]]]] = {}
+    for (kind, cell, step, slot), weights in distributions(rows).items():
+        title = f"cell{cell} inputs" if kind == "cell_input" else \
+            f"cell{cell} step{step} " + ("op" if kind == "step_op" else "inputs")
+        blocks.setdefault((cell, title), []).append((slot_label(slot), weights))
+    lines: list[str] = []
+    for (_, title), slots in blocks.items():
+        lines += weight_block(title, slots)
+    return lines
+
+
+def evolution_lines(per_epoch: dict[int, list[dict]]) -> list[str]:
+    """The argmax of every (kind, cell, step, slot) through the epochs."""
+    epochs = sorted(per_epoch)
+    choices: dict[tuple, dict[int, str]] = {}
+    for epoch in epochs:
+        for group, weights in distributions(per_epoch[epoch]).items():
+            choices.setdefault(group, {})[epoch] = argmax(weights)
+    labels = {group: group_label(*group) for group in choices}
+    width = max(map(len, labels.values()))
+    if len(epochs) <= PER_EPOCH_COLUMNS:
+        rows = [{"": labels[g], **{str(e): by_epoch.get(e, "-") for e in epochs}} for g, by_epoch in choices.items()]
+        return table(rows, ["", *map(str, epochs)]).splitlines()
+    lines = []
+    for group, by_epoch in choices.items():
+        runs: list[list] = []  # [choice, first epoch, last epoch]
+        for epoch in epochs:
+            choice = by_epoch.get(epoch, "-")
+            if runs and runs[-1][0] == choice:
+                runs[-1][2] = epoch
+            else:
+                runs.append([choice, epoch, epoch])
+        spans = ", ".join(f"{c} e{a}" if a == b else f"{c} e{a}-{b}" for c, a, b in runs)
+        lines.append(f"{labels[group]:<{width}}  {spans}")
+    return lines
+
+
+@click.command("arch")
+@click.argument("run")
+@click.option("--epoch", type=int, help="The epoch to show (default: the last logged).")
+@pass_workspace
+@reports_errors
+def arch_command(workspace: Workspace, run: str, epoch: int | None) -> None:
+    """A search's architecture weights at one epoch, argmax marked, and how the argmax moved."""
+    registry = open_registry(workspace)
+    row = registry.get_run(run)
+    short = row["id"][:SHORT_ID]
+    per_epoch = last_rows_per_epoch(registry.arch_weights(row["id"]))
+    if not per_epoch:
+        raise UserError(f"run {short} has no architecture weights (a search logs them once per epoch)")
+    epochs = sorted(per_epoch)
+    if epoch is None:
+        epoch = epochs[-1]
+    elif epoch not in per_epoch:
+        raise UserError(f"run {short} has no architecture weights for epoch {epoch} "
+                        f"(epochs {epochs[0]}..{epochs[-1]})")
+    lines = [f"architecture weights of run {short} at epoch {epoch} (logged: epochs {epochs[0]}..{epochs[-1]}; "
+             "* = argmax)", ""]
+    lines += weight_lines(per_epoch[epoch])
+    lines += ["", "argmax by epoch"] + evolution_lines(per_epoch)
+    click.echo("\n".join(lines))
+
+
+# -- diff ------------------------------------------------------------------------------------------
+
+
+@click.command("diff")
+@click.argument("run")
+@click.argument("other", required=False)
+@click.option("--baseline", help="A bundled genotype to compare with (ssnas baselines). "
+                                 "Default when OTHER is absent: bmnas-mmimdb.")
+@pass_workspace
+@reports_errors
+def diff_command(workspace: Workspace, run: str, other: str | None, baseline: str | None) -> None:
+    """A run's latest genotype against another run's or a bundled baseline: differing choices and similarity."""
+    from ssnas.baselines import load_baseline
+    from ssnas.nas.genotype import diff
+
+    if other and baseline:
+        raise click.UsageError("compare with OTHER or with --baseline, not both")
+    registry = open_registry(workspace)
+    row = registry.get_run(run)
+    genotype, where = require_genotype(workspace, registry, row)
+    label = row["id"][:SHORT_ID]
+    if other:
+        other_row = registry.get_run(other)
+        other_genotype, other_where = require_genotype(workspace, registry, other_row)
+        other_label, other_title = other_row["id"][:SHORT_ID], f"run {other_row['name']} ({other_where})"
+        if other_label == label and other_row["id"] != row["id"]:
+            label, other_label = row["id"], other_row["id"]
+    else:
+        baseline = baseline or "bmnas-mmimdb"
+        other_genotype, other_label, other_title = load_baseline(baseline), baseline, "bundled baseline"
+    click.echo(f"{label}: run {row['name']} ({where})\n{other_label}: {other_title}\n")
+    click.echo(diff(genotype, other_genotype).render(label, other_label))
+
+
+# -- compare ---------------------------------------------------------------------------------------
+
+
+def summary_rows(workspace: Workspace, registry: Registry, runs: Sequence[dict], labels: Sequence[str]) -> list[dict]:
+    """Per field a row with one column per run: status, duration, final metrics, similarity to the first."""
+    from ssnas.nas.genotype import diff
+
+    tests = [last_values(registry.metrics(r["id"], split="test")) for r in runs]
+    genotypes = [latest_genotype(workspace, registry, r) for r in runs]
+    test_keys = list(dict.fromkeys(k for values in tests for k in values))
+
+    def row(field: str, values: Iterable[str]) -> dict:
+        return {"": field, **dict(zip(labels, values))}
+
+    def similarity(found: tuple | None) -> str:
+        if found is None or genotypes[0] is None:
+            return "-"
+        return f"{diff(genotypes[0][0], found[0]).similarity:.2f}"
+
+    return [
+        row("name", [r["name"] for r in runs]),
+        row("stage", [r["stage"] for r in runs]),
+        row("status", [status_text(r["status"]) for r in runs]),
+        row("duration", [duration(elapsed_seconds(r)) for r in runs]),
+        *[row(f"test {key}", [number(values.get(key), ".4f") for values in tests]) for key in test_keys],
+        row("best dev F1", [number(r["best_f1"], ".4f") for r in runs]),
+        row("last loss", [number(r["latest_loss"]) for r in runs]),
+        row("genotype similarity", [similarity(found) for found in genotypes]),
+    ]
+
+
+CONFIG_COLUMN = "config that differs"
+
+
+def config_difference_rows(runs: Sequence[dict], labels: Sequence[str]) -> list[dict]:
+    """The flattened config keys whose values are not the same in every run."""
+    flats = [flatten(r["config"] or {}) for r in runs]
+    keys = list(dict.fromkeys(k for flat in flats for k in flat))
+    missing = object()
+    rows = []
+    for key in keys:
+        values = [flat.get(key, missing) for flat in flats]
+        if any(v != values[0] for v in values[1:]):
+            rows.append({CONFIG_COLUMN: key,
+                         **{label: "-" if v is missing else plain(v) for label, v in zip(labels, values)}})
+    return rows
+
+
+@click.command("compare")
+@click.argument("runs", nargs=-1, required=True)
+@pass_workspace
+@reports_errors
+def compare_command(workspace: Workspace, runs: tuple[str, ...]) -> None:
+    """Runs side by side: differing config values, final metrics, status, duration, genotype similarity."""
+    if len(runs) < 2:
+        raise click.UsageError("compare needs at least two runs")
+    registry = open_registry(workspace)
+    rows = [registry.get_run(prefix) for prefix in runs]
+    labels = short_ids([r["id"] for r in rows])
+    if len(set(labels)) < len(labels):
+        raise click.UsageError("the same run is named twice")
+    click.echo(table(summary_rows(workspace, registry, rows, labels), ["", *labels]))
+    differing = config_difference_rows(rows, labels)
+    click.echo("")
+    if differing:
+        click.echo(table(differing, [CONFIG_COLUMN, *labels]))
+    else:
+        click.echo("config: the same in every run")
+
+
+# -- export ----------------------------------------------------------------------------------------
+
+METRIC_CSV_COLUMNS = ("step", "epoch", "split", "key", "value", "wall_time")
+
+
+@click.command("export")
+@click.argument("run")
+@click.option("--to", "target", type=click.Path(file_okay=False),
+              help="The folder to write into (default: ./export/RUN_ID).")
+@pass_workspace
+@reports_errors
+def export_command(workspace: Workspace, run: str, target: str | None) -> None:
+    """Write a run's genotype, metrics and resolved recipe to a folder, for papers and other tools."""
+    registry = open_registry(workspace)
+    row = registry.get_run(run)
+    folder = Path(target) if target else Path("export") / row["id"]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        written = _export_files(workspace, registry, row, folder)
+    except OSError as error:
+        raise UserError(f"{folder}: cannot write ({error.strerror or error})") from None
+    for line in written:
+        click.echo(line)
+    source = run_dir(workspace, row)
+    for name in ("checkpoint.pt", "pretrained.pt"):
+        if (source / name).is_file():
+            click.echo(f"{source / name}  (in the run folder, not copied)")
+
+
+def _export_files(workspace: Workspace, registry: Registry, row: dict, folder: Path) -> list[str]:
+    lines = []
+    found = latest_genotype(workspace, registry, row)
+    if found is None:
+        lines.append(f"(no genotype: run {row['id'][:SHORT_ID]} has none yet)")
+    else:
+        found[0].save(folder / "genotype.json")
+        lines.append(str(folder / "genotype.json"))
+    with (folder / "metrics.csv").open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(METRIC_CSV_COLUMNS)
+        for metric in registry.metrics(row["id"]):
+            writer.writerow(["" if metric[c] is None else metric[c] for c in METRIC_CSV_COLUMNS])
+    lines.append(str(folder / "metrics.csv"))
+    (folder / "config.json").write_text(json.dumps(row["config"], indent=2) + "\n")
+    lines.append(str(folder / "config.json"))
+    return lines

@@ -1,0 +1,530 @@
+"""The read-only commands (runs, show, metrics, arch, diff, compare, export) on a registry built here."""
+
+import csv
+import dataclasses
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import ssnas.registry as registry_module
+from ssnas.baselines import load_baseline
+from ssnas.cli import main
+from ssnas.commands import inspect as inspect_commands
+from ssnas.nas.derive import ArchWeights
+from ssnas.nas.genotype import Genotype
+from ssnas.nas.vocabulary import DEFAULT_PRIMITIVES
+from ssnas.registry import Registry, this_host
+
+INPUTS = ("image[0]", "image[1]", "image[2]", "image[3]", "text[0]", "text[1]")
+IDS = ("aaaa1111aaaa", "aaaa2222bbbb", "cccc3333cccc", "dddd4444dddd")
+A, B, C, D = IDS
+T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
+
+
+def recipe(objective, label_ratio, seed, stage="search"):
+    """A resolved recipe as `Recipe.to_dict()` stores it (trimmed)."""
+    return {
+        "run": {"name": f"{objective}_search", "stage": stage, "seed": seed, "device": "auto", "bf16": False,
+                "tags": [], "genotype": None},
+        "data": {"dataset": "synthetic", "path": None, "label_ratio": label_ratio, "batch_size": 64,
+                 "synthetic": {"train": 2048, "dev": 512, "test": 512}},
+        "space": {"cells": 2, "steps": 1, "channels": 32, "positions": 16, "primitives": list(DEFAULT_PRIMITIVES),
+                  "cell_multiplier": 2},
+        "search": {"objective": objective, "epochs": 3, "lr": 0.001, "arch_lr": 0.0003, "temperature": 0.2},
+        "finetune": {"epochs": 3, "lr": 0.001},
+        "sweep": {},
+    }
+
+
+def peaked(n, best, top=0.6):
+    return [top if i == best else (1 - top) / (n - 1) for i in range(n)]
+
+
+def arch_weights(cell0_x):
+    """A 2-cell, 1-step space over the synthetic inputs; cell0's slot x favours input `cell0_x`."""
+    return ArchWeights(
+        input_names=INPUTS, primitives=DEFAULT_PRIMITIVES,
+        cell_input=((peaked(6, cell0_x), peaked(6, 4)), (peaked(7, 4), peaked(7, 6))),
+        step_input=(((peaked(2, 1), peaked(2, 0)),), ((peaked(2, 0), peaked(2, 1)),)),
+        step_op=((peaked(5, 4, 0.5),), (peaked(5, 1, 0.4),)),
+        cell_multiplier=2,
+    )
+
+
+def searched_genotype():
+    """BM-NAS's MM-IMDB genotype with cell 1 fusing by `sum` instead of `linear_glu`."""
+    base = load_baseline("bmnas-mmimdb")
+    cell1 = base.cells[1]
+    step = dataclasses.replace(cell1.steps[0], primitive="sum")
+    return Genotype(base.input_names, (base.cells[0], dataclasses.replace(cell1, steps=(step,))), base.concat)
+
+
+@pytest.fixture
+def utc(monkeypatch):
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch, utc):
+    """Four runs: A an SSL search (finished, tagged, files on disk), B a supervised search (failed),
+    C a finetune child of A (finished, F1s), D a running search whose worker is gone (read: lost)."""
+    runs = tmp_path / "runs"
+    ids = iter(IDS)
+    monkeypatch.setattr(registry_module, "uuid", SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=next(ids))))
+    with Registry(runs / "registry.db") as registry:
+        add_search(registry, runs, "ssl", 0.1, 0, tags=["paper"])
+        add_search(registry, runs, "supervised", 0.01, 1)
+        add_finetune(registry, runs)
+        add_lost(registry, runs)
+    return runs
+
+
+def create(registry, runs, name, stage, config, created, **fields):
+    run_id = registry.create_run(name=name, stage=stage, config=config, dataset="synthetic",
+                                 label_ratio=config["data"]["label_ratio"], seed=config["run"]["seed"],
+                                 group_id="g0123456789a", git_commit="abc1234", host=this_host(),
+                                 versions={"python": "3.11.9", "ssnas": "0.1.0"}, **fields)
+    registry.update_run(run_id, run_dir=str(runs / run_id), created_at=T0 + created)
+    return run_id
+
+
+def add_search(registry, runs, objective, ratio, seed, tags=()):
+    run_id = create(registry, runs, f"{objective}_search", "search", recipe(objective, ratio, seed), seed * 60,
+                    objective=objective, tags=tags, recipe_path="recipes/ssl_search.toml")
+    registry.start_run(run_id, pid=4242, host=this_host(), device="cuda:0")
+    for epoch in range(3):
+        registry.add_metrics([(run_id, 2 * epoch + i, epoch, "train", "loss", 2.0 - 0.25 * (2 * epoch + i), T0)
+                              for i in range(2)])
+        registry.add_metrics([(run_id, 2 * epoch + 1, epoch, "train", "epoch_loss", 1.9 - 0.5 * epoch, T0),
+                              (run_id, 2 * epoch + 1, epoch, "arch", "epoch_loss", 2.1 - 0.5 * epoch, T0)])
+        records = arch_weights(0 if epoch == 0 else 2).records()
+        registry.add_arch_weights([(run_id, 2 * epoch + 1, epoch, r.kind, r.cell, r.step, r.slot, r.choice, r.weight)
+                                   for r in records])
+        genotype = load_baseline("bmnas-mmimdb") if epoch < 2 or objective != "ssl" else searched_genotype()
+        registry.add_genotype(run_id, 2 * epoch + 1, epoch, genotype.to_json())
+    registry.add_events([(run_id, T0 + i, "info", f"event {i}") for i in range(1, 13)])
+    if objective == "ssl":
+        registry.finish_run(run_id, "finished")
+        folder = runs / run_id
+        (folder / "tb").mkdir(parents=True)
+        (folder / "tb" / "events.out.tfevents").write_bytes(b"x" * 10)
+        (folder / "checkpoint.pt").write_bytes(b"x" * 2048)
+        searched_genotype().save(folder / "genotype.json")
+    else:
+        registry.heartbeat(run_id, progress=0.4)
+        registry.finish_run(run_id, "failed", error="RuntimeError: CUDA out of memory")
+    registry.update_run(run_id, started_at=T0 + seed * 60 + 5, ended_at=T0 + seed * 60 + 88)
+
+
+def add_finetune(registry, runs):
+    run_id = create(registry, runs, "ssl_search/finetune", "finetune", recipe("ssl", 0.1, 0, "finetune"), 120,
+                    objective="ssl", parent_id=A)
+    registry.start_run(run_id, pid=4243, host=this_host(), device="cpu")
+    for epoch, f1 in enumerate((0.41, 0.55, 0.52)):
+        registry.add_metrics([(run_id, epoch, epoch, "train", "loss", 0.7 - 0.1 * epoch, T0),
+                              (run_id, epoch, epoch, "dev", "f1_weighted", f1, T0),
+                              (run_id, epoch, epoch, "dev", "f1_macro", f1 - 0.1, T0)])
+    registry.add_metrics([(run_id, 3, None, "test", key, value, T0) for key, value in
+                          (("f1_weighted", 0.512), ("f1_macro", 0.4), ("f1_micro", 0.6), ("f1_samples", 0.58),
+                           ("threshold", 0.35))])
+    registry.finish_run(run_id, "finished")
+    registry.update_run(run_id, started_at=T0 + 130, ended_at=T0 + 130 + 3725)
+    (runs / run_id).mkdir(parents=True)
+    load_baseline("bmnas-mmimdb").save(runs / run_id / "genotype.json")
+
+
+def add_lost(registry, runs):
+    run_id = create(registry, runs, "lost_search", "search", recipe("ssl", 1.0, 2), 180, objective="ssl")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    registry.start_run(run_id, pid=dead.pid, host=this_host(), device="cuda:1")
+    registry.update_run(run_id, heartbeat_at=T0, progress=0.25)
+
+
+def invoke(runs_dir, *args):
+    return CliRunner().invoke(main, ["--runs", str(runs_dir), *args])
+
+
+def ids_in(result):
+    return [row["id"] for row in json.loads(result.output)]
+
+
+# -- runs
+
+
+def test_runs_table_is_exact(runs_dir):
+    result = invoke(runs_dir, "runs", "--status", "finished", "--status", "failed")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "id        name                 stage     objective   dataset    r     seed  status    progress  elapsed  "
+        "loss  dev F1  test F1  created",
+        "cccc3333  ssl_search/finetune  finetune  ssl         synthetic  0.1   0     finished  100%      1h02m    "
+        "0.5   0.550   0.512    11-14 22:15",
+        "aaaa2222  supervised_search    search    supervised  synthetic  0.01  1     failed    40%       1m23s    "
+        "0.75  -       -        11-14 22:14",
+        "aaaa1111  ssl_search           search    ssl         synthetic  0.1   0     finished  100%      1m23s    "
+        "0.75  -       -        11-14 22:13",
+    ]
+
+
+def test_runs_flags_a_lost_run(runs_dir):
+    result = invoke(runs_dir, "runs")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1].startswith("dddd4444  lost_search") and " lost!  " in lines[1]
+    assert json.loads(invoke(runs_dir, "runs", "--json", "--status", "lost").output)[0]["error"] == \
+        "worker process gone"
+
+
+def test_runs_json_has_full_ids_and_fields(runs_dir):
+    rows = json.loads(invoke(runs_dir, "runs", "--json").output)
+    assert [row["id"] for row in rows] == [D, C, B, A]
+    finetune = rows[1]
+    assert finetune["parent_id"] == A and finetune["stage"] == "finetune"
+    assert finetune["best_f1"] == 0.55 and finetune["test_f1"] == 0.512
+    assert finetune["latest_loss"] == pytest.approx(0.5)
+    assert finetune["elapsed_s"] == 3725 and finetune["label_ratio"] == 0.1
+    assert rows[3]["tags"] == ["paper"] and rows[3]["versions"] == {"python": "3.11.9", "ssnas": "0.1.0"}
+
+
+def test_runs_csv_columns(runs_dir):
+    result = invoke(runs_dir, "runs", "--csv", "--tag", "paper")
+    rows = list(csv.DictReader(result.output.splitlines()))
+    assert list(rows[0]) == list(inspect_commands.RUNS_CSV_COLUMNS)
+    assert [(r["id"], r["tags"], r["status"], r["elapsed_s"]) for r in rows] == [(A, "paper", "finished", "83.0")]
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--stage", "finetune"], [C]),
+    (["--status", "failed", "--status", "lost"], [D, B]),
+    (["--dataset", "synthetic", "--tag", "paper"], [A]),
+    (["--group", "g0123456789a", "--limit", "2"], [D, C]),
+    (["--where", "label_ratio < 0.05"], [B]),
+    (["--where", "metric.test.f1_weighted > 0.5 OR search.objective = 'supervised'"], [C, B]),
+    (["--where", "stage = 'search' AND seed IN (0, 1)", "--sort", "seed"], [A, B]),
+    (["--sort", "-best_f1", "--limit", "1"], [C]),
+])
+def test_runs_filters_select_the_right_runs(runs_dir, args, expected):
+    result = invoke(runs_dir, "runs", "--json", *args)
+    assert result.exit_code == 0, result.output
+    assert ids_in(result) == expected
+
+
+def test_runs_says_when_the_limit_cut_the_listing(runs_dir):
+    lines = invoke(runs_dir, "runs", "--limit", "2").output.splitlines()
+    assert len(lines) == 4 and lines[-1] == "(the first 2 shown; --limit 0 lists all)"
+    assert len(invoke(runs_dir, "runs", "--limit", "0").output.splitlines()) == 5
+
+
+def test_runs_without_a_registry(tmp_path):
+    result = invoke(tmp_path / "runs", "runs")
+    assert result.exit_code == 0
+    assert result.output == f"no runs yet ({tmp_path / 'runs' / 'registry.db'} does not exist)\n"
+    assert json.loads(invoke(tmp_path / "runs", "runs", "--json").output) == []
+    assert not (tmp_path / "runs").exists()  # reading creates nothing
+
+
+def test_runs_of_an_empty_registry_and_no_match(tmp_path, runs_dir):
+    Registry(tmp_path / "empty" / "registry.db").close()
+    assert invoke(tmp_path / "empty", "runs").output == f"no runs yet in {tmp_path / 'empty' / 'registry.db'}\n"
+    result = invoke(runs_dir, "runs", "--where", "seed = 99")
+    assert result.exit_code == 0 and result.output == "no runs match\n"
+    assert invoke(runs_dir, "runs", "--csv", "--where", "seed = 99").output.splitlines() == \
+        [",".join(inspect_commands.RUNS_CSV_COLUMNS)]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--where", "seed >"], "Error: --where: unexpected end of expression"),
+    (["--where", "colour = 'red'"], "Error: --where: unknown field 'colour'"),
+    (["--sort", "tag"], "Error: --sort: cannot sort by 'tag'"),
+])
+def test_runs_bad_filters_are_one_line_and_exit_2(runs_dir, args, message):
+    result = invoke(runs_dir, "runs", *args)
+    assert result.exit_code == 2
+    assert len(result.output.splitlines()) == 1 and result.output.startswith(message)
+
+
+@pytest.mark.parametrize("command", [["runs"], ["show", "aaaa"], ["metrics", "aaaa"]])
+def test_a_file_that_is_not_a_registry_is_one_line_and_exit_2(tmp_path, command):
+    (tmp_path / "registry.db").write_text("not a database")
+    result = invoke(tmp_path, *command)
+    assert result.exit_code == 2
+    assert result.output == f"Error: {tmp_path / 'registry.db'}: not an ssnas registry (not an SQLite database)\n"
+
+
+# -- run ids
+
+
+@pytest.mark.parametrize("command", ["show", "metrics", "arch", "diff", "export"])
+def test_an_ambiguous_prefix_names_the_candidates(runs_dir, command):
+    result = invoke(runs_dir, command, "aaaa")
+    assert result.exit_code == 2
+    assert result.output == "Error: 'aaaa' matches 2 runs: aaaa1111aaaa, aaaa2222bbbb\n"
+
+
+def test_an_unknown_run_and_a_missing_registry_are_one_line(tmp_path, runs_dir):
+    assert invoke(runs_dir, "show", "zzz").output == "Error: no run matches 'zzz'\n"
+    result = invoke(tmp_path / "nowhere", "show", "aaaa")
+    assert result.exit_code == 2
+    assert result.output == f"Error: {tmp_path / 'nowhere' / 'registry.db'}: no such registry\n"
+
+
+# -- show
+
+
+def test_show_has_fields_recipe_genotype_metrics_files_and_last_events(runs_dir):
+    result = invoke(runs_dir, "show", "aaaa1")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    lines = out.splitlines()
+    for line in (f"id           {A}", "status       finished (100%)", "error        -", "stage        search",
+                 "parent       -", "group        g0123456789a", "children     cccc3333 (finetune, finished)",
+                 "device       cuda:0", "pid          4242", "git commit   abc1234",
+                 "versions     python 3.11.9, ssnas 0.1.0", "started      2023-11-14 22:13:25",
+                 "ended        2023-11-14 22:14:48", "elapsed      1m23s", "tags         paper",
+                 f"run dir      {runs_dir / A}", "  cell1 = sum(text[0], cell0)", "  checkpoint.pt  (2.0 KB)",
+                 "  genotype.json  (" + f"{(runs_dir / A / 'genotype.json').stat().st_size} B)", "  tb/  (1 file)",
+                 "genotype (epoch 2, step 5)", "  train    last loss 0.75"):
+        assert line in lines, line
+    assert any(line.startswith("  search    objective=ssl epochs=3 lr=0.001") for line in lines)
+    assert "genotype=" not in out  # unset keys are left out
+    assert "event 3" in out and "event 12" in out and "event 2\n" not in out
+
+
+def test_show_of_a_finetune_and_a_failed_run(runs_dir):
+    out = invoke(runs_dir, "show", "ccc").output
+    assert "  test     f1_weighted 0.5120  f1_macro 0.4000  f1_micro 0.6000  f1_samples 0.5800  threshold 0.3500" in out
+    assert "  dev      best f1_weighted 0.5500 (epoch 1)" in out
+    assert f"parent       {A}" in out
+    assert f"genotype ({runs_dir / C / 'genotype.json'})" in out  # read from the run folder
+    failed = invoke(runs_dir, "show", "aaaa2").output
+    assert "error        RuntimeError: CUDA out of memory" in failed and "status       failed (40%)" in failed
+    assert f"  (no folder {runs_dir / B})" in failed
+
+
+# -- metrics
+
+
+def test_metrics_summary_is_exact(runs_dir):
+    result = invoke(runs_dir, "metrics", "aaaa1")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "key         split  count  last  min   max",
+        "epoch_loss  arch   3      1.1   1.1   2.1",
+        "epoch_loss  train  3      0.9   0.9   1.9",
+        "loss        train  6      0.75  0.75  2",
+    ]
+
+
+def test_metrics_series_as_table_json_and_csv(runs_dir):
+    result = invoke(runs_dir, "metrics", "ccc", "--key", "f1_weighted")
+    assert result.output.splitlines() == [
+        "step  epoch  split  value",
+        "0     0      dev    0.41",
+        "1     1      dev    0.55",
+        "2     2      dev    0.52",
+        "3     -      test   0.512",
+    ]
+    rows = json.loads(invoke(runs_dir, "metrics", "ccc", "--key", "f1_weighted", "--split", "test", "--json").output)
+    assert rows == [{"step": 3, "epoch": None, "split": "test", "key": "f1_weighted", "value": 0.512,
+                     "wall_time": T0}]
+    lines = invoke(runs_dir, "metrics", "ccc", "--key", "loss", "--csv").output.splitlines()
+    assert lines[0] == "step,epoch,split,value" and lines[1] == "0,0,train,0.7"
+
+
+def test_metrics_of_an_unknown_key_lists_the_logged_ones(runs_dir):
+    result = invoke(runs_dir, "metrics", "aaaa1", "--key", "f1_weighted")
+    assert result.exit_code == 2
+    assert result.output == ("Error: run aaaa1111 has no metric 'f1_weighted' "
+                             "(logged: epoch_loss/arch, epoch_loss/train, loss/train)\n")
+
+
+def test_metrics_plot_draws_one_line_per_split_as_text(runs_dir):
+    result = invoke(runs_dir, "metrics", "aaaa1", "--key", "epoch_loss", "--plot")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "epoch_loss of run aaaa1111" in out and "arch" in out and "train" in out and "step" in out
+    assert "\x1b[" not in out  # not a terminal: no colour codes
+    assert len(out.splitlines()) >= 10
+
+
+def test_metrics_plot_needs_a_key_and_falls_back_without_plotext(runs_dir, monkeypatch):
+    result = invoke(runs_dir, "metrics", "aaaa1", "--plot")
+    assert result.exit_code == 2 and "--plot draws one series: give --key" in result.output
+    monkeypatch.setitem(sys.modules, "plotext", None)
+    lines = invoke(runs_dir, "metrics", "aaaa1", "--key", "loss", "--plot").output.splitlines()
+    assert lines[0].startswith("(plotext is not installed") and lines[1] == "step  epoch  split  value"
+
+
+# -- arch
+
+
+def test_arch_marks_the_argmax_of_every_row(runs_dir):
+    result = invoke(runs_dir, "arch", "aaaa1")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "architecture weights of run aaaa1111 at epoch 2 (logged: epochs 0..2; * = argmax)"
+    start = lines.index("cell0 inputs  image[0]  image[1]  image[2]  image[3]  text[0]  text[1]")
+    assert lines[start:start + 8] == [
+        "cell0 inputs  image[0]  image[1]  image[2]  image[3]  text[0]  text[1]",
+        "  x               8.0%      8.0%     60.0%*     8.0%     8.0%     8.0%",
+        "  y               8.0%      8.0%      8.0%      8.0%    60.0%*    8.0%",
+        "cell0 step0 inputs     in0     in1",
+        "  x                  40.0%   60.0%*",
+        "  y                  60.0%*  40.0%",
+        "cell0 step0 op    zero     sum  attention  linear_glu  concat_fc",
+        "                 12.5%   12.5%      12.5%       12.5%      50.0%*",
+    ]
+    assert "cell1 step0 op" in result.output
+
+
+def test_arch_evolution_and_an_earlier_epoch(runs_dir):
+    out = invoke(runs_dir, "arch", "aaaa1", "--epoch", "0").output
+    lines = out.splitlines()
+    assert lines[0].startswith("architecture weights of run aaaa1111 at epoch 0")
+    assert "  x              60.0%*     8.0%      8.0%      8.0%     8.0%     8.0%" in lines
+    evolution = lines[lines.index("argmax by epoch") + 1:]
+    assert evolution[0].split() == ["0", "1", "2"]
+    assert evolution[1].split() == ["cell0", "input", "x", "image[0]", "image[2]", "image[2]"]
+    assert "cell1 step0 op" in out and any(line.split()[-3:] == ["sum"] * 3 for line in evolution)
+
+
+def test_arch_run_length_encodes_a_long_evolution():
+    per_epoch = {e: [{"kind": "step_op", "cell": 0, "step_index": 0, "slot": None, "choice": c, "step": e,
+                      "weight": 0.9 if (c == "sum") == (e < 10) else 0.1} for c in ("sum", "attention")]
+                 for e in range(20)}
+    assert inspect_commands.evolution_lines(per_epoch) == ["cell0 step0 op  sum e0-9, attention e10-19"]
+
+
+def test_arch_errors(runs_dir):
+    result = invoke(runs_dir, "arch", "aaaa1", "--epoch", "9")
+    assert result.exit_code == 2
+    assert result.output == "Error: run aaaa1111 has no architecture weights for epoch 9 (epochs 0..2)\n"
+    result = invoke(runs_dir, "arch", "ccc")
+    assert result.exit_code == 2 and result.output.startswith("Error: run cccc3333 has no architecture weights")
+
+
+# -- diff
+
+
+@pytest.mark.parametrize("extra", [[], ["--baseline", "bmnas-mmimdb"]])
+def test_diff_against_the_baseline_marks_the_differences(runs_dir, extra):
+    result = invoke(runs_dir, "diff", "aaaa1", *extra)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:2] == ["aaaa1111: run ssl_search (epoch 2, step 5)", "bmnas-mmimdb: bundled baseline"]
+    assert "* cells[1].steps[0].primitive  sum                linear_glu" in lines
+    assert "  cells[0].steps[0].primitive  concat_fc          concat_fc" in lines
+    assert lines[-1] == "similarity 0.92"
+
+
+def test_diff_of_two_runs_and_of_a_run_folder_genotype(runs_dir):
+    result = invoke(runs_dir, "diff", "aaaa1", "aaaa2")
+    assert result.exit_code == 0, result.output
+    assert "  choice                       aaaa1111           aaaa2222" in result.output
+    assert result.output.endswith("similarity 0.92\n")
+    assert invoke(runs_dir, "diff", "ccc").output.endswith("similarity 1.00\n")
+
+
+def test_diff_errors(runs_dir):
+    result = invoke(runs_dir, "diff", "ddd")
+    assert result.exit_code == 2
+    assert result.output == \
+        f"Error: run dddd4444 has no genotype yet (none logged, no genotype.json in {runs_dir / D})\n"
+    result = invoke(runs_dir, "diff", "aaaa1", "--baseline", "darts")
+    assert result.exit_code == 2 and result.output.startswith("Error: unknown baseline 'darts' (known: bmnas-mmimdb")
+    assert invoke(runs_dir, "diff", "aaaa1", "ccc", "--baseline", "bmnas-mmimdb").exit_code == 2
+
+
+# -- compare
+
+
+def test_compare_shows_metrics_similarity_and_differing_config(runs_dir):
+    result = invoke(runs_dir, "compare", "aaaa1", "aaaa2", "ccc")
+    assert result.exit_code == 0, result.output
+    rows = {line.split("  ")[0].strip(): line.split() for line in result.output.splitlines() if line.strip()}
+    header = result.output.splitlines()[0].split()
+    assert header == ["aaaa1111", "aaaa2222", "cccc3333"]
+    assert rows["status"][-3:] == ["finished", "failed", "finished"]
+    assert rows["duration"][-3:] == ["1m23s", "1m23s", "1h02m"]
+    assert rows["test f1_weighted"][-3:] == ["-", "-", "0.5120"]
+    assert rows["best dev F1"][-3:] == ["-", "-", "0.5500"]
+    assert rows["genotype similarity"][-3:] == ["1.00", "0.92", "0.92"]
+    assert rows["search.objective"][-3:] == ["ssl", "supervised", "ssl"]
+    assert rows["data.label_ratio"][-3:] == ["0.1", "0.01", "0.1"]
+    assert "search.epochs" not in rows and "config that differs" in rows
+
+
+def test_compare_needs_two_runs(runs_dir):
+    result = invoke(runs_dir, "compare", "aaaa1")
+    assert result.exit_code == 2 and "compare needs at least two runs" in result.output
+
+
+# -- export
+
+
+def test_export_writes_files_that_parse(runs_dir, tmp_path):
+    target = tmp_path / "out"
+    result = invoke(runs_dir, "export", "aaaa1", "--to", str(target))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        str(target / "genotype.json"), str(target / "metrics.csv"), str(target / "config.json"),
+        f"{runs_dir / A / 'checkpoint.pt'}  (in the run folder, not copied)",
+    ]
+    assert Genotype.load(target / "genotype.json") == searched_genotype()
+    rows = list(csv.DictReader((target / "metrics.csv").open()))
+    assert len(rows) == 12 and list(rows[0]) == ["step", "epoch", "split", "key", "value", "wall_time"]
+    assert rows[0] == {"step": "0", "epoch": "0", "split": "train", "key": "loss", "value": "2.0", "wall_time": str(T0)}
+    assert json.loads((target / "config.json").read_text())["search"]["objective"] == "ssl"
+
+
+def test_export_defaults_to_export_run_id(runs_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke(runs_dir, "export", "ccc")
+    assert result.exit_code == 0, result.output
+    folder = Path("export") / C
+    assert result.output.splitlines()[0] == str(folder / "genotype.json")
+    assert Genotype.load(tmp_path / folder / "genotype.json") == load_baseline("bmnas-mmimdb")
+    assert sum(1 for _ in (tmp_path / folder / "metrics.csv").open()) == 15
+
+
+# -- documentation
+
+
+def test_every_inspect_command_is_documented_with_help():
+    docs = (Path(__file__).parents[1] / "docs" / "cli.md").read_text()
+    commands = [c for c in vars(inspect_commands).values() if isinstance(c, click.Command)]
+    assert sorted(c.name for c in commands) == ["arch", "compare", "diff", "export", "metrics", "runs", "show"]
+    for command in commands:
+        assert command.help and f"## `ssnas {command.name}`" in docs, command.name
+        for option in command.params:
+            if isinstance(option, click.Option) and option.name not in ("as_json", "as_csv"):
+                assert option.opts[0] in docs, f"{command.name} {option.opts[0]}"
+
+
+def test_the_commands_run_without_importing_torch(runs_dir, tmp_path):
+    """Beyond --help (tests/test_imports.py): every command, run for real, leaves torch unimported."""
+    commands = [["runs"], ["show", "aaaa1"], ["metrics", "aaaa1", "--key", "loss", "--plot"], ["arch", "aaaa1"],
+                ["diff", "aaaa1"], ["compare", "aaaa1", "ccc"], ["export", "aaaa1", "--to", str(tmp_path / "x")]]
+    code = (
+        "import sys\n"
+        "from ssnas.cli import main\n"
+        f"for argv in {commands!r}:\n"
+        f"    main(['--runs', {str(runs_dir)!r}, *argv], standalone_mode=False)\n"
+        "print([m for m in ('torch', 'torchvision', 'transformers', 'tensorboard', 'textual') if m in sys.modules],"
+        " file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "[]"
