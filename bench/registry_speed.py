@@ -150,6 +150,15 @@ def main() -> None:
         code = f"from ssnas.registry import Registry; Registry({path!r}, create=False).runs(limit=50)"
         cold = median_ms(lambda: subprocess.run([sys.executable, "-c", code], check=True), repeat=5)
         rows.append(("fresh process: import + open + runs(limit=50)", f"{cold:.0f} ms"))
+        runs_dir = Path(folder) / "cli"
+        runs_dir.mkdir()
+        os.replace(path, runs_dir / "registry.db")
+        command = [sys.executable, "-m", "ssnas.cli", "--runs", str(runs_dir), "runs"]
+        cli = median_ms(lambda: subprocess.run(command, check=True, capture_output=True), repeat=5)
+        rows.append(("`ssnas runs` (a whole CLI process, table of 50)", f"{cli:.0f} ms"))
+        where = [*command, "--where", "metric.test.f1_weighted > 0.5", "--sort", "-test_f1"]
+        cli_where = median_ms(lambda: subprocess.run(where, check=True, capture_output=True), repeat=5)
+        rows.append(("`ssnas runs --where ... --sort -test_f1` (CLI process)", f"{cli_where:.0f} ms"))
 
     width = max(len(name) for name, _ in rows)
     print(f"SQLite {sqlite3.sqlite_version}, Python {platform.python_version()}, {os.cpu_count()} CPUs")
