@@ -35,6 +35,10 @@ def test_a_search_run_fills_registry_and_tensorboard_alike(tmp_path, runs):
                and r["choice"] == "sum"]
     assert [pytest.approx(r["weight"], rel=1e-6) for r in db_arch] == [e.value for e in tb_arch]
     assert len(registry.genotypes(run["id"])) == 2  # one per epoch
+    # hyperparameters once, in the run's own event file (not a sub-run as add_hparams would make)
+    assert set(events.PluginTagToContent("hparams")) == {
+        "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"}
+    assert [p.name for p in (runs / run["id"] / "tb").iterdir() if p.is_dir()] == []
     assert (runs / run["id"] / "genotype.json").exists() and (runs / run["id"] / "checkpoint.pt").exists()
     assert "checkpoint after epoch 1" in (runs / run["id"] / "log.txt").read_text()
 

@@ -1,0 +1,86 @@
+"""tag, rm, kill of a queued run, rerun bookkeeping and recipe show, on a registry built directly."""
+
+from click.testing import CliRunner
+
+from ssnas.cli import main
+from ssnas.registry import Registry
+from tests.e2e import RECIPES
+
+
+def make_runs(folder, count=2, status="finished"):
+    registry = Registry(folder / "registry.db")
+    ids = []
+    for i in range(count):
+        run_id = registry.create_run(name=f"r{i}", stage="search", config={"search": {"epochs": 1}}, seed=i)
+        registry.update_run(run_id, run_dir=str(folder / run_id))
+        (folder / run_id).mkdir()
+        (folder / run_id / "log.txt").write_text("hello\n")
+        if status != "queued":
+            registry.finish_run(run_id, status)
+        ids.append(run_id)
+    return registry, ids
+
+
+def invoke(folder, *args, input=None):
+    return CliRunner().invoke(main, ["--runs", str(folder), *args], input=input)
+
+
+def test_tag_adds_and_removes(tmp_path):
+    registry, [a, _] = make_runs(tmp_path)
+    assert invoke(tmp_path, "tag", a[:6], "best", "paper").output.strip() == f"{a[:8]}: best, paper"
+    assert registry.get_run(a)["tags"] == ["best", "paper"]
+    invoke(tmp_path, "tag", a[:6], "paper", "--remove")
+    assert registry.get_run(a)["tags"] == ["best"]
+
+
+def test_rm_asks_first_and_deletes_rows_and_folder(tmp_path):
+    registry, [a, b] = make_runs(tmp_path)
+    refused = invoke(tmp_path, "rm", a[:6], input="n\n")
+    assert refused.exit_code != 0 and "nothing deleted" in refused.output
+    assert registry.get_run(a) and (tmp_path / a).exists()
+    done = invoke(tmp_path, "rm", a[:6], input="y\n")
+    assert done.exit_code == 0 and f"deleted {a[:8]}" in done.output
+    assert not (tmp_path / a).exists() and [r["id"] for r in registry.runs()] == [b]
+
+
+def test_rm_refuses_a_running_run(tmp_path):
+    registry, [a] = make_runs(tmp_path, count=1, status="queued")
+    import os
+
+    registry.start_run(a, pid=os.getpid(), host="here", device="cpu")
+    done = invoke(tmp_path, "rm", a, "--yes")
+    assert done.exit_code != 0 and "still running" in done.output
+
+
+def test_kill_of_a_queued_run_marks_it_killed(tmp_path):
+    registry, [a] = make_runs(tmp_path, count=1, status="queued")
+    assert f"{a[:8]} asked to stop" in invoke(tmp_path, "kill", a[:6]).output
+    assert registry.get_run(a)["status"] == "killed"
+    assert "already killed" in invoke(tmp_path, "kill", a[:6]).output
+
+
+def test_resume_refuses_a_finished_run(tmp_path):
+    _, [a] = make_runs(tmp_path, count=1)
+    done = invoke(tmp_path, "resume", a[:6])
+    assert done.exit_code != 0 and "only killed, failed, lost runs resume" in done.output
+
+
+def test_rerun_needs_runs_or_failed_not_both(tmp_path):
+    _, [a] = make_runs(tmp_path, count=1)
+    assert invoke(tmp_path, "rerun").exit_code == 2
+    assert invoke(tmp_path, "rerun", a, "--failed").exit_code == 2
+    assert "nothing to rerun" in invoke(tmp_path, "rerun", "--failed").output
+
+
+def test_unknown_run_is_one_line(tmp_path):
+    make_runs(tmp_path)
+    done = invoke(tmp_path, "kill", "zzzz")
+    assert done.exit_code == 2 and done.output.strip() == "Error: no run matches 'zzzz'"
+
+
+def test_recipe_show_resolves_extends_and_sweeps(tmp_path):
+    done = invoke(tmp_path, "recipe", "show", str(RECIPES / "pipeline.toml"), "--set", "sweep.seed=[0, 1]")
+    assert done.exit_code == 0, done.output
+    assert 'stages = ["search", "pretrain", "finetune"]' in done.output and "epochs = 10" in done.output
+    assert "the sweep expands into 2 runs" in done.output
+    assert not (tmp_path / "registry.db").exists()  # showing a recipe creates nothing
