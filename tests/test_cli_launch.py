@@ -84,3 +84,16 @@ def test_recipe_show_resolves_extends_and_sweeps(tmp_path):
     assert 'stages = ["search", "pretrain", "finetune"]' in done.output and "epochs = 10" in done.output
     assert "the sweep expands into 2 runs" in done.output
     assert not (tmp_path / "registry.db").exists()  # showing a recipe creates nothing
+
+
+def test_rerun_failed_chain_links_children_to_their_new_parents(tmp_path):
+    registry = Registry(tmp_path / "registry.db")
+    parent = registry.create_run(name="p/search", stage="search", config={})
+    child = registry.create_run(name="p/pretrain", stage="pretrain", config={}, parent_id=parent)
+    registry.finish_run(parent, "failed", error="boom")
+    registry.finish_run(child, "failed", error="not started: parent did not finish")
+    done = invoke(tmp_path, "rerun", "--failed", "--detach")
+    assert done.exit_code == 0, done.output
+    new = {r["name"]: r for r in registry.runs() if r["id"] not in (parent, child)}
+    assert new["p/pretrain"]["parent_id"] == new["p/search"]["id"]
+    assert f"rerun-of:{parent[:8]}" in registry.get_run(new["p/search"]["id"])["tags"]

@@ -166,16 +166,18 @@ def rerun(workspace: Workspace, runs: tuple[str, ...], failed: bool, detach: boo
     if failed == bool(runs):
         raise click.UsageError("give RUN ids or --failed, not both")
     originals = registry.runs(status=list(RESUMABLE), limit=None) if failed else [registry.get_run(r) for r in runs]
-    new_ids = []
-    for original in originals:
+    renamed: dict[str, str] = {}  # a child rerun with its parent hangs under the parent's new run
+    for original in sorted(originals, key=lambda r: r["created_at"]):
         full = registry.get_run(original["id"])
         new_id = registry.create_run(
             name=full["name"], stage=full["stage"], config=full["config"], recipe_path=full["recipe_path"],
             objective=full["objective"], dataset=full["dataset"], label_ratio=full["label_ratio"], seed=full["seed"],
-            group_id=full["group_id"], parent_id=full["parent_id"], tags=[*full["tags"], f"rerun-of:{full['id'][:8]}"],
-            git_commit=full["git_commit"], host=full["host"], versions=full["versions"], executor=full["executor"])
+            group_id=full["group_id"], parent_id=renamed.get(full["parent_id"], full["parent_id"]),
+            tags=[*full["tags"], f"rerun-of:{full['id'][:8]}"], git_commit=full["git_commit"], host=full["host"],
+            versions=full["versions"], executor=full["executor"])
         registry.update_run(new_id, run_dir=str(workspace.runs_dir / new_id))
-        new_ids.append(new_id)
+        renamed[full["id"]] = new_id
+    new_ids = list(renamed.values())
     if not new_ids:
         click.echo("nothing to rerun")
         return
