@@ -6,6 +6,10 @@ overrides are applied; the merged tree is checked key by key and becomes a `Reci
 dicts hold every value, defaulted, as plain JSON types. That dict form (`Recipe.to_dict`) is what
 the registry stores and the worker rebuilds with `Recipe.from_dict`.
 
+A recipe may name `[arms.NAME]` (variants of itself: dotted keys -> values, e.g. a supervised search
+beside the self-supervised one) and a `[sweep]` (lists whose product expands into sibling runs);
+`expand_sweep` turns it into one plain recipe per arm x sweep point, every one checked at load.
+
 No torch, even indirectly: `ssnas recipe show` and `ssnas run` validate recipes before anything heavy
 is imported. The settings of `SpaceConfig` and the three stage configs (torch-free modules) are read
 from their dataclasses and checked by building them; `ViewConfig`, `Runtime`, `SyntheticConfig` and
@@ -24,7 +28,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,7 +126,7 @@ SECTIONS: dict[str, tuple[Field, ...]] = {
     "finetune": _fields_of(FinetuneConfig, without=SHARED_KEYS),
 }
 SUBTABLES: dict[str, tuple[Field, ...]] = {"data.synthetic": SYNTHETIC_FIELDS, "data.mmimdb": MMIMDB_FIELDS}
-TOP_LEVEL: tuple[str, ...] = (*SECTIONS, "sweep")
+TOP_LEVEL: tuple[str, ...] = (*SECTIONS, "sweep", "arms")
 
 # Every settable key, dotted, with its kind: what --set and [sweep] may name.
 LEAVES: dict[str, str] = {
@@ -132,6 +136,9 @@ LEAVES: dict[str, str] = {
 }
 SWEEP_ALIASES: dict[str, str] = {"label_ratio": "data.label_ratio", "seed": "run.seed"}
 UNSWEPT: tuple[str, ...] = ("run.name", "run.stage", "run.stages", "run.executor")
+UNARMED: tuple[str, ...] = ("run.name",)  # an arm's runs are named after the recipe and the arm
+ARM_NAME = re.compile(r"[A-Za-z0-9_+-]+")  # goes into run names and the tag arm:NAME
+ARM_TAG = "arm:"
 
 _KIND_TEXT = {
     "int": "an integer",
@@ -204,6 +211,7 @@ class Recipe:
     pretrain: dict[str, Any]
     finetune: dict[str, Any]
     sweep: dict[str, list]  # dotted keys -> values; empty after expand_sweep
+    arms: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # name -> dotted key -> value; ditto
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain JSON-able data: every default filled in, paths absolute."""
@@ -220,6 +228,7 @@ class Recipe:
             "pretrain": self.pretrain,
             "finetune": self.finetune,
             "sweep": self.sweep,
+            "arms": self.arms,
         })
 
     @classmethod
@@ -230,6 +239,8 @@ class Recipe:
         tree = dict(d)
         if "sweep" in tree:
             tree["sweep"] = _normalize_sweep(tree["sweep"], path)
+        if "arms" in tree:
+            tree["arms"] = _normalize_arms(tree["arms"], path)
         return _checked(tree, {}, path, default_name=None, check_files=False)
 
     # Torch-free configs, built here; ViewConfig, Runtime and SyntheticConfig are built by the worker.
@@ -257,10 +268,17 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
 
 
 def expand_sweep(recipe: Recipe) -> list[Recipe]:
-    """One recipe per point of the sweep's cartesian product (sweep emptied, name suffixed); [recipe] without one."""
-    if not recipe.sweep:
+    """One recipe per run: per arm (in recipe order), per point of the sweep's cartesian product; arms and
+    sweep emptied, the name suffixed (`name[arm=ssl,label_ratio=0.1,seed=0]`), an arm's runs tagged
+    `arm:NAME`. [recipe] when there is neither."""
+    if not recipe.sweep and not recipe.arms:
         return [recipe]
-    return [Recipe.from_dict(d, recipe.path) for d, _ in _sweep_points(recipe)]
+    return [Recipe.from_dict(d, recipe.path) for d, _, _ in _run_points(recipe)]
+
+
+def arm_of(tags: Sequence[str]) -> str | None:
+    """The arm a run was expanded from, by its `arm:NAME` tag."""
+    return next((t.removeprefix(ARM_TAG) for t in tags if t.startswith(ARM_TAG)), None)
 
 
 def pipeline_stages(recipe: Recipe) -> list[str]:
@@ -278,6 +296,7 @@ def format_recipe(recipe: Recipe) -> str:
     tables += [(name, d[name]) for name in ("space", "search", "views", "pretrain", "finetune")]
     if d["sweep"]:
         tables.append(("sweep", d["sweep"]))
+    tables += [(f"arms.{_toml_key(name)}", overrides) for name, overrides in d["arms"].items()]
     lines = [f"# {recipe.path}, resolved: every default filled in, paths absolute"]
     for name, values in tables:
         lines += ["", f"[{name}]"]
@@ -306,7 +325,7 @@ def _checked(tree: dict[str, Any], origins: dict[str, str], where: str, default_
              check_files: bool) -> Recipe:
     try:
         recipe = _build(tree, where, default_name, check_files)
-        _check_sweep_points(recipe, check_files)
+        _check_runs(recipe, check_files)
         return recipe
     except _Invalid as err:
         source = origins.get(re.sub(r"\[\d+\]$", "", err.key), where)
@@ -333,6 +352,8 @@ def _load_chain(shown: str, origins: dict[str, str], stack: tuple[str, ...]) -> 
         tree = _load_chain(parent_shown, origins, chain)
     if "sweep" in raw:
         raw["sweep"] = _normalize_sweep(raw["sweep"], shown)
+    if "arms" in raw:
+        raw["arms"] = _normalize_arms(raw["arms"], shown)
     _resolve_paths(raw, os.path.dirname(shown))
     _merge(tree, raw, origins, shown)
     return tree
@@ -375,6 +396,32 @@ def _normalize_sweep(raw: Any, where: str) -> Any:
     return flat
 
 
+def _normalize_arms(raw: Any, where: str) -> Any:
+    """Each arm's keys flattened to dotted keys (`search.objective = ...` nests in TOML, "search.objective" not)."""
+    if not isinstance(raw, Mapping):
+        return raw
+    arms: dict[str, Any] = {}
+    for name, table in raw.items():
+        if not isinstance(table, Mapping):
+            arms[name] = table
+            continue
+        flat: dict[str, Any] = {}
+
+        def walk(inner: Mapping[str, Any], prefix: str) -> None:
+            for key, value in inner.items():
+                dotted = f"{prefix}{key}"
+                if isinstance(value, Mapping):
+                    walk(value, f"{dotted}.")
+                elif dotted in flat:
+                    raise RecipeError(f"{where}: arms.{name}.{dotted}: given twice")
+                else:
+                    flat[dotted] = value
+
+        walk(table, "")
+        arms[name] = flat
+    return arms
+
+
 def _is_path(kind: str, value: Any) -> bool:
     base = kind.removesuffix(" | None")
     if not isinstance(value, str) or base not in ("path", "genotype"):
@@ -402,6 +449,12 @@ def _resolve_paths(raw: dict[str, Any], base_dir: str) -> None:
         for key, values in sweep.items():
             if key in LEAVES and isinstance(values, list):
                 sweep[key] = [_resolve(LEAVES[key], v, base_dir) for v in values]
+    arms = raw.get("arms")
+    for overrides in arms.values() if isinstance(arms, dict) else ():
+        if isinstance(overrides, dict):
+            for key, value in overrides.items():
+                if key in LEAVES:
+                    overrides[key] = _resolve(LEAVES[key], value, base_dir)
 
 
 def _merge(tree: dict[str, Any], raw: Mapping[str, Any], origins: dict[str, str], source: str,
@@ -442,6 +495,9 @@ def _apply_override(tree: dict[str, Any], origins: dict[str, str], text: str) ->
         tree["sweep"][target] = value
         origins[f"sweep.{target}"] = origin
         return
+    if key.startswith("arms."):
+        _apply_arm_override(tree, origins, origin, key.removeprefix("arms."), raw)
+        return
     if key not in LEAVES:
         close = difflib.get_close_matches(key, list(LEAVES), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
@@ -454,6 +510,24 @@ def _apply_override(tree: dict[str, Any], origins: dict[str, str], text: str) ->
         table = table[part]
     table[name] = _resolve(LEAVES[key], _parse_value(raw, LEAVES[key]), ".")
     origins[key] = origin
+
+
+def _apply_arm_override(tree: dict[str, Any], origins: dict[str, str], origin: str, key: str, raw: str) -> None:
+    """`--set arms.NAME.KEY=VALUE`: add or replace one key of an arm (an arm that is not there is made)."""
+    name, _, target = key.partition(".")
+    if not name or not target:
+        raise RecipeError(f"{origin}: expected arms.NAME.KEY=VALUE (e.g. arms.ssl.search.epochs=5)")
+    kind = LEAVES.get(target)
+    value = _parse_value(raw, kind)
+    if kind is not None:
+        value = _resolve(kind, value, ".")
+    if not isinstance(tree.get("arms"), dict):
+        tree["arms"] = {}
+    if not isinstance(tree["arms"].get(name), dict):
+        tree["arms"][name] = {}
+        origins.setdefault(f"arms.{name}", origin)
+    tree["arms"][name][target] = value
+    origins[f"arms.{name}.{target}"] = origin
 
 
 def _parse_value(raw: str, kind: str | None) -> Any:
@@ -490,9 +564,10 @@ def _build(tree: Mapping[str, Any], where: str, default_name: str | None, check_
     finetune = _read_section(tree.get("finetune"), "finetune", SECTIONS["finetune"])
     _via_config(FinetuneConfig, {**finetune, "batch_size": data.batch_size, "label_ratio": data.label_ratio})
     sweep = _read_sweep(tree.get("sweep"))
+    arms = _read_arms(tree.get("arms"), sweep)
     if check_files:
         _check_files(run, data)
-    return Recipe(where, run, data, space, search, views, pretrain, finetune, sweep)
+    return Recipe(where, run, data, space, search, views, pretrain, finetune, sweep, arms)
 
 
 def _read_section(raw: Any, key: str, fields: Sequence[Field], tables: Sequence[str] = ()) -> dict[str, Any]:
@@ -742,27 +817,75 @@ def _read_sweep(raw: Any) -> dict[str, list]:
     return sweep
 
 
-def _sweep_points(recipe: Recipe) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(the resolved dict of one run, its point) for every point of the sweep's product."""
+def _read_arms(raw: Any, sweep: Mapping[str, list]) -> dict[str, dict[str, Any]]:
+    """Each arm's overrides, type-checked like --set values (whole recipes are checked per run later)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise _Invalid("arms", f"expected tables ([arms.NAME]) of dotted keys, got {_show(raw)}")
+    arms = {}
+    for name, overrides in raw.items():
+        where = f"arms.{name}"
+        if not ARM_NAME.fullmatch(name):
+            raise _Invalid(where, f"{name!r} is not an arm name (letters, digits, _, + and -: it goes into run "
+                                  "names and the tag arm:NAME)")
+        if not isinstance(overrides, Mapping):
+            raise _Invalid(where, f"expected a table ([arms.{name}]) of dotted keys, got {_show(overrides)}")
+        checked = {}
+        for key, value in overrides.items():
+            at = f"{where}.{key}"
+            if key not in LEAVES:
+                raise _Invalid(at, _unknown(key, key, list(LEAVES), "key"))
+            if key in UNARMED:
+                raise _Invalid(at, "an arm cannot rename its runs (they are named after the recipe and the arm)")
+            if key in sweep:
+                raise _Invalid(at, f"also swept (sweep.{key}): the sweep would override the arm")
+            checked[key] = _coerce(LEAVES[key], value, at)
+        arms[name] = checked
+    return arms
+
+
+def _run_points(recipe: Recipe) -> Iterator[tuple[dict[str, Any], str | None, dict[str, Any]]]:
+    """(the resolved dict of one run, its arm or None, its sweep point) for every run of the recipe."""
     keys = list(recipe.sweep)
+    points = [dict(zip(keys, values)) for values in itertools.product(*(recipe.sweep[k] for k in keys))]
+    for arm, armed in _armed(recipe):
+        for point in points:
+            d = _with_values(armed, point)
+            d["run"]["name"] = f"{recipe.run.name}[{_point_label(point, arm)}]"
+            yield d, arm, point
+
+
+def _armed(recipe: Recipe) -> Iterator[tuple[str | None, dict[str, Any]]]:
+    """(arm, the resolved dict of the recipe with the arm's values and tag) per arm; (None, the recipe) without."""
     base = recipe.to_dict()
-    base["sweep"] = {}
-    for values in itertools.product(*(recipe.sweep[k] for k in keys)):
-        point = dict(zip(keys, values))
-        d = copy.deepcopy(base)
-        for key, value in point.items():
-            *tables, name = key.split(".")
-            table = d
-            for part in tables:
-                table = table.setdefault(part, {})
-            table[name] = copy.deepcopy(value)
-        d["run"]["name"] = f"{recipe.run.name}[{_point_label(point)}]"
-        yield d, point
+    base["sweep"], base["arms"] = {}, {}
+    if not recipe.arms:
+        yield None, base
+    for arm, overrides in recipe.arms.items():
+        d = _with_values(base, overrides)
+        if "run.stage" in overrides and "run.stages" not in overrides:
+            del d["run"]["stages"]  # the arm's stage decides its chain
+        d["run"]["tags"] = list(dict.fromkeys([*d["run"]["tags"], f"{ARM_TAG}{arm}"]))
+        yield arm, d
 
 
-def _point_label(point: Mapping[str, Any]) -> str:
+def _with_values(d: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a resolved dict with dotted keys set."""
+    d = copy.deepcopy(d)
+    for key, value in values.items():
+        *tables, name = key.split(".")
+        table = d
+        for part in tables:
+            table = table.setdefault(part, {})
+        table[name] = copy.deepcopy(value)
+    return d
+
+
+def _point_label(point: Mapping[str, Any], arm: str | None = None) -> str:
     short = {v: k for k, v in SWEEP_ALIASES.items()}
-    return ",".join(f"{short.get(k, k)}={_label(v)}" for k, v in point.items())
+    parts = [] if arm is None else [f"arm={arm}"]
+    return ",".join(parts + [f"{short.get(k, k)}={_label(v)}" for k, v in point.items()])
 
 
 def _label(value: Any) -> str:
@@ -773,12 +896,32 @@ def _label(value: Any) -> str:
     return _show(value)
 
 
-def _check_sweep_points(recipe: Recipe, check_files: bool) -> None:
-    """Every run of the sweep is itself a valid recipe (ranges and cross-key rules included)."""
-    for d, point in _sweep_points(recipe) if recipe.sweep else ():
+def _check_runs(recipe: Recipe, check_files: bool) -> None:
+    """Every run of the recipe is itself a valid recipe (ranges and cross-key rules included): the recipe at
+    every sweep point, every arm, and every arm at every point. An error names the sweep's key or the arm's,
+    else the point or the arm that breaks another key."""
+    if recipe.sweep:
+        _check_points(_run_points(dataclasses.replace(recipe, arms={})), recipe, check_files)
+    for arm, armed in _armed(recipe) if recipe.arms else ():
+        try:
+            _build(armed, recipe.path, None, check_files)
+        except _Invalid as err:
+            if err.key in recipe.arms[arm]:
+                raise _Invalid(f"arms.{arm}.{err.key}", err.problem) from None
+            raise _Invalid(f"arms.{arm}", f"{err.key}: {err.problem}") from None
+    if recipe.sweep and recipe.arms:
+        _check_points(_run_points(recipe), recipe, check_files)
+
+
+def _check_points(runs: Iterable[tuple[dict[str, Any], str | None, dict[str, Any]]], recipe: Recipe,
+                  check_files: bool) -> None:
+    for d, arm, point in runs:
         try:
             _build(d, recipe.path, None, check_files)
         except _Invalid as err:
+            if arm is not None:
+                raise _Invalid(f"arms.{arm}", f"at sweep point [{_point_label(point)}]: {err.key}: {err.problem}") \
+                    from None
             if err.key in point:
                 raise _Invalid(f"sweep.{err.key}", err.problem) from None
             raise _Invalid(f"sweep point [{_point_label(point)}]", f"{err.key}: {err.problem}") from None

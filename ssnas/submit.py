@@ -1,4 +1,4 @@
-"""Recipes into registry runs: one chain of stage runs per sweep point, all in one group.
+"""Recipes into registry runs: one chain of stage runs per arm x sweep point, all in one group.
 
 Everything is validated before the first row is written, so a bad recipe creates no run.
 """

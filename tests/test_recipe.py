@@ -32,6 +32,23 @@ from ssnas.recipe import (
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "recipes").glob("*.toml"))
 GENOTYPE = (ROOT / "ssnas/baselines/bmnas-mmimdb.json").read_text()
+PAPER_ARMS = ["ssl", "supervised", "bmnas", "ssl+supervised", "random"]
+
+
+@pytest.fixture(scope="module")
+def features_file(tmp_path_factory):
+    """A tiny real ssnas-features/1 file, for recipes that read one (paper_mmimdb.toml)."""
+    from ssnas.data.features import write_features
+    from ssnas.data.synthetic import SyntheticConfig, make_synthetic
+
+    data = SyntheticConfig(train=32, dev=16, test=16, image_channels=8, image_side=2, text_dims=(6, 10), classes=5)
+    return write_features(make_synthetic(data), tmp_path_factory.mktemp("features") / "mmimdb-features.h5")
+
+
+def load_shipped(path: Path, features_file: Path) -> Recipe:
+    """A shipped recipe as it loads once its data exists (paper_mmimdb.toml names a placeholder file)."""
+    overrides = [f"data.path={features_file}"] if path.name == "paper_mmimdb.toml" else []
+    return load_recipe(path, overrides)
 
 
 def write(folder: Path, files: dict[str, str | bytes]) -> None:
@@ -54,16 +71,18 @@ def in_tmp(tmp_path, monkeypatch):
 
 def test_every_recipe_is_shipped():
     assert [p.name for p in SHIPPED] == [
-        "base.toml", "finetune.toml", "pipeline.toml", "pretrain.toml", "ssl_search.toml", "supervised_search.toml",
+        "base.toml", "finetune.toml", "paper_mmimdb.toml", "paper_synthetic.toml", "pipeline.toml", "pretrain.toml",
+        "ssl_search.toml", "supervised_search.toml",
     ]
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_shipped_recipe_loads_and_round_trips(path):
-    recipe = load_recipe(path)
+def test_shipped_recipe_loads_and_round_trips(path, features_file):
+    recipe = load_shipped(path, features_file)
     assert recipe.run.name == path.stem
     assert Recipe.from_dict(recipe.to_dict(), recipe.path) == recipe
-    assert expand_sweep(recipe) == [recipe]
+    if not path.name.startswith("paper_"):
+        assert expand_sweep(recipe) == [recipe]
     # The dict form survives JSON, as the registry stores it.
     assert Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())), recipe.path) == recipe
 
@@ -73,14 +92,18 @@ def test_shipped_recipe_says_what_it_does_and_how_to_run_it(path):
     text = path.read_text()
     assert text.startswith(f"# {path.name}: ")
     assert f"ssnas run recipes/{path.name}" in text
-    if path.name != "base.toml":
+    if path.name == "paper_mmimdb.toml":
+        assert tomllib.loads(text)["extends"] == "paper_synthetic.toml"  # the same arms and sweep
+    elif path.name != "base.toml":
         assert tomllib.loads(text)["extends"] == "base.toml"
 
 
-def test_shipped_recipes_run_the_intended_stages():
-    loaded = {p.stem: load_recipe(p) for p in SHIPPED}
+def test_shipped_recipes_run_the_intended_stages(features_file):
+    loaded = {p.stem: load_shipped(p, features_file) for p in SHIPPED}
     assert {name: pipeline_stages(r) for name, r in loaded.items()} == {
         "base": ["search", "pretrain", "finetune"],
+        "paper_synthetic": ["search", "pretrain", "finetune"],
+        "paper_mmimdb": ["search", "pretrain", "finetune"],
         "pipeline": ["search", "pretrain", "finetune"],
         "ssl_search": ["search"],
         "supervised_search": ["search"],
@@ -106,16 +129,56 @@ def test_base_recipe_has_the_demo_settings():
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
-def test_worker_can_build_every_config(path):
+def test_worker_can_build_every_config(path, features_file):
     from ssnas.data.synthetic import SyntheticConfig
     from ssnas.data.views import ViewConfig
     from ssnas.stages.runtime import Runtime
 
-    r = load_recipe(path)
-    r.space_config(), r.search_config(), r.pretrain_config(), r.finetune_config()
-    assert ViewConfig(**r.views).policy == "cross_modal"
-    assert Runtime(**r.run.runtime).seed == 0
-    assert SyntheticConfig(**r.data.options) == SyntheticConfig()
+    for r in expand_sweep(load_shipped(path, features_file)):
+        r.space_config(), r.search_config(), r.pretrain_config(), r.finetune_config()
+        assert ViewConfig(**r.views).policy == "cross_modal"
+        assert Runtime(**r.run.runtime).seed in (0, 1, 2)
+        if r.data.dataset == "synthetic":
+            assert SyntheticConfig(**r.data.options) == SyntheticConfig()
+
+
+def test_paper_synthetic_sweeps_five_arms_at_the_base_sizes():
+    base, paper = load_recipe(ROOT / "recipes/base.toml"), load_recipe(ROOT / "recipes/paper_synthetic.toml")
+    assert list(paper.arms) == PAPER_ARMS
+    assert paper.sweep == {"data.label_ratio": [0.05, 0.1, 0.3, 0.5, 1.0], "run.seed": [0, 1, 2]}
+    assert (paper.space, paper.search["epochs"], paper.pretrain, paper.finetune, paper.data.synthetic) == (
+        base.space, base.search["epochs"], base.pretrain, base.finetune, base.data.synthetic)
+    runs = expand_sweep(paper)
+    assert len(runs) == 75 and len({r.run.name for r in runs}) == 75
+    by_arm = {arm: [r for r in runs if f"arm:{arm}" in r.run.tags] for arm in PAPER_ARMS}
+    assert {arm: len(rs) for arm, rs in by_arm.items()} == dict.fromkeys(PAPER_ARMS, 15)
+    first = {arm: rs[0] for arm, rs in by_arm.items()}
+    assert {arm: (pipeline_stages(r), r.search["objective"], r.run.genotype) for arm, r in first.items()} == {
+        "ssl": (["search", "pretrain", "finetune"], "ssl", None),
+        "supervised": (["search", "finetune"], "supervised", None),
+        "bmnas": (["finetune"], "ssl", "baseline:bmnas-mmimdb"),
+        "ssl+supervised": (["search", "pretrain", "finetune"], "ssl+supervised", None),
+        "random": (["pretrain", "finetune"], "ssl", "random"),
+    }
+    assert first["supervised"].run.name == "paper_synthetic[arm=supervised,label_ratio=0.05,seed=0]"
+    assert all({"paper", "paper-synthetic"} <= set(r.run.tags) for r in runs)
+
+
+def test_paper_mmimdb_needs_its_features_file_then_loads_at_the_paper_sizes(in_tmp, features_file):
+    path = ROOT / "recipes/paper_mmimdb.toml"
+    with pytest.raises(RecipeError, match=r"paper_mmimdb\.toml: data\.path: .*mmimdb-features\.h5: file not found$"):
+        load_recipe(path)
+    recipe = load_recipe(path, [f"data.path={features_file}"])
+    assert (recipe.data.dataset, recipe.data.path, recipe.data.batch_size) == ("features", str(features_file), 96)
+    assert (recipe.space["channels"], recipe.space["positions"], recipe.space["cells"]) == (192, 16, 2)
+    assert (recipe.search["epochs"], recipe.pretrain["epochs"], recipe.finetune["epochs"]) == (12, 30, 30)
+    runs = expand_sweep(recipe)
+    assert len(runs) == 75 and list(recipe.arms) == PAPER_ARMS
+    assert all(r.data.path == str(features_file) and "paper-mmimdb" in r.run.tags for r in runs)
+    from ssnas.data.datasets import load_dataset
+
+    data = load_dataset(recipe.data.dataset, recipe.data.path, recipe.data.options)
+    assert data.has_labels and len(data.node_names) == 6
 
 
 def test_format_recipe_is_toml_that_loads_back(in_tmp):
@@ -245,6 +308,146 @@ def test_sweep_over_synthetic_data_and_baseline_genotypes(in_tmp):
     runs = expand_sweep(load_recipe("r.toml"))
     assert runs[1].run.name == "r[run.genotype=random,data.synthetic.seed=2]"
     assert [(r.run.genotype, r.data.synthetic["seed"]) for r in runs][-1] == ("baseline:bmnas-mmimdb", 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Arms.
+
+ARMS = """\
+[run]
+tags = ["exp"]
+[sweep]
+label_ratio = [0.1, 1.0]
+seed = [0, 1]
+[arms.ssl]
+[arms.supervised]
+"search.objective" = "supervised"
+"run.stages" = ["search", "finetune"]
+[arms.bmnas]
+run.stages = ["finetune"]
+run.genotype = "baseline:bmnas-mmimdb"
+[arms."ssl+supervised"]
+search.objective = "ssl+supervised"
+"""
+
+
+def test_arms_expand_arm_by_arm_over_the_sweep(in_tmp):
+    write(in_tmp, {"exp.toml": ARMS})
+    recipe = load_recipe("exp.toml")
+    assert recipe.arms == {"ssl": {},
+                           "supervised": {"search.objective": "supervised", "run.stages": ["search", "finetune"]},
+                           "bmnas": {"run.stages": ["finetune"], "run.genotype": "baseline:bmnas-mmimdb"},
+                           "ssl+supervised": {"search.objective": "ssl+supervised"}}
+    runs = expand_sweep(recipe)
+    assert len(runs) == 4 * 4
+    assert [r.run.name for r in runs[:5]] == [
+        "exp[arm=ssl,label_ratio=0.1,seed=0]", "exp[arm=ssl,label_ratio=0.1,seed=1]",
+        "exp[arm=ssl,label_ratio=1.0,seed=0]", "exp[arm=ssl,label_ratio=1.0,seed=1]",
+        "exp[arm=supervised,label_ratio=0.1,seed=0]"]
+    assert runs[-1].run.name == "exp[arm=ssl+supervised,label_ratio=1.0,seed=1]"
+    assert [r.run.tags for r in runs[::4]] == [("exp", "arm:ssl"), ("exp", "arm:supervised"), ("exp", "arm:bmnas"),
+                                              ("exp", "arm:ssl+supervised")]
+    supervised, bmnas = runs[6], runs[8]
+    assert (supervised.search["objective"], pipeline_stages(supervised)) == ("supervised", ["search", "finetune"])
+    assert (supervised.data.label_ratio, supervised.run.seed) == (1.0, 0)
+    assert (pipeline_stages(bmnas), bmnas.run.genotype, bmnas.search["objective"]) == (
+        ["finetune"], "baseline:bmnas-mmimdb", "ssl")
+    assert all(r.arms == {} and r.sweep == {} for r in runs)
+    assert Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())), recipe.path) == recipe
+
+
+def test_arms_without_a_sweep_and_a_sweep_without_arms(in_tmp):
+    write(in_tmp, {"a.toml": '[arms.one]\n[arms.two]\n"search.epochs" = 3\n', "s.toml": "[sweep]\nseed = [0, 1]\n"})
+    assert [(r.run.name, r.search["epochs"], r.run.tags) for r in expand_sweep(load_recipe("a.toml"))] == [
+        ("a[arm=one]", 12, ("arm:one",)), ("a[arm=two]", 3, ("arm:two",))]
+    assert [r.run.tags for r in expand_sweep(load_recipe("s.toml"))] == [(), ()]
+
+
+def test_arm_values_resolve_paths_against_their_file_and_take_their_stage_chain(in_tmp):
+    write(in_tmp, {"lab/g.json": GENOTYPE, "lab/base.toml": '[arms.fixed]\n"run.stage" = "finetune"\n'
+                                                          '"run.genotype" = "g.json"\n',
+                   "mine.toml": 'extends = "lab/base.toml"\n[arms.fixed]\n"finetune.epochs" = 3\n[arms.other]\n'})
+    recipe = load_recipe("mine.toml")
+    assert list(recipe.arms) == ["fixed", "other"]  # a child's arm merges into its parent's, key by key
+    fixed, other = expand_sweep(recipe)
+    assert (fixed.run.stage, pipeline_stages(fixed), fixed.run.genotype, fixed.finetune["epochs"]) == (
+        "finetune", ["finetune"], str(in_tmp / "lab/g.json"), 3)
+    assert pipeline_stages(other) == ["search", "pretrain", "finetune"]
+
+
+def test_set_adds_arms_and_arm_keys(in_tmp):
+    write(in_tmp, {"exp.toml": ARMS})
+    recipe = load_recipe("exp.toml", ["arms.ssl.search.epochs=2", 'arms.random.run.stages=["pretrain", "finetune"]',
+                                      "arms.random.run.genotype=random", "sweep.seed=[0]"])
+    assert recipe.arms["ssl"] == {"search.epochs": 2}
+    assert list(recipe.arms)[-1] == "random" and len(expand_sweep(recipe)) == 5 * 2
+
+
+def test_format_recipe_writes_arms_that_load_back(in_tmp):
+    write(in_tmp, {"exp.toml": ARMS})
+    recipe = load_recipe("exp.toml")
+    text = format_recipe(recipe)
+    assert '[arms."ssl+supervised"]\n"search.objective" = "ssl+supervised"' in text
+    (in_tmp / "shown.toml").write_text(text)
+    shown = load_recipe("shown.toml")
+    assert shown.arms == recipe.arms
+    assert [r.to_dict() for r in expand_sweep(shown)] == [r.to_dict() for r in expand_sweep(recipe)]
+
+
+ARM_BAD = [
+    ("arm unknown key", '[arms.a]\n"search.objectiv" = "ssl"\n', [],
+     "bad.toml: arms.a.search.objectiv: unknown key (did you mean search.objective?)"),
+    ("arm unknown nested key", "[arms.a]\nsearch.epoch = 3\n", [],
+     "bad.toml: arms.a.search.epoch: unknown key (did you mean search.epochs?)"),
+    ("arm wrong type", '[arms.a]\n"search.epochs" = "many"\n', [],
+     "bad.toml: arms.a.search.epochs: expected an integer, got 'many'"),
+    ("arm out of range", '[arms.a]\n"search.epochs" = 0\n', [],
+     "bad.toml: arms.a.search.epochs: 0 is out of range (> 0)"),
+    ("arm value not a choice", '[arms.a]\n"search.objective" = "labels"\n', [],
+     "bad.toml: arms.a.search.objective: 'labels' is not one of ssl, supervised, ssl+supervised"),
+    ("arm renames its runs", '[arms.a]\n"run.name" = "x"\n', [],
+     "bad.toml: arms.a.run.name: an arm cannot rename its runs (they are named after the recipe and the arm)"),
+    ("arm sets a swept key", '[sweep]\nseed = [0, 1]\n[arms.a]\n"run.seed" = 3\n', [],
+     "bad.toml: arms.a.run.seed: also swept (sweep.run.seed): the sweep would override the arm"),
+    ("arm name", '[arms."a b"]\n', [],
+     "bad.toml: arms.a b: 'a b' is not an arm name (letters, digits, _, + and -: it goes into run names and the "
+     "tag arm:NAME)"),
+    ("arm not a table", "[arms]\na = 1\n", [],
+     "bad.toml: arms.a: expected a table ([arms.a]) of dotted keys, got 1"),
+    ("arms not a table", "arms = 1\n", [],
+     "bad.toml: arms: expected tables ([arms.NAME]) of dotted keys, got 1"),
+    ("arm key given twice", '[arms.a]\n"search.epochs" = 1\nsearch.epochs = 2\n', [],
+     "bad.toml: arms.a.search.epochs: given twice"),
+    ("arm makes an invalid recipe", '[arms.ok]\n[arms.random]\n"run.stages" = ["pretrain", "finetune"]\n', [],
+     "bad.toml: arms.random: run.genotype: needed when the run starts with pretrain (a genotype JSON file, "
+     "'baseline:NAME' or 'random')"),
+    ("arm breaks a cross-key rule", '[arms.a]\n"space.cells" = 1\n', [],
+     "bad.toml: arms.a: space.cell_multiplier: 2 is out of range (1..1)"),
+    ("arm gives a searching run a genotype", '[arms.a]\n"run.genotype" = "random"\n', [],
+     "bad.toml: arms.a.run.genotype: a run that starts with search finds its own genotype (remove it, or set "
+     "run.stage to pretrain or finetune)"),
+    ("arm breaks only at a sweep point",
+     '[sweep]\n"space.cell_multiplier" = [1, 2]\n[space]\ncell_multiplier = 1\n[arms.a]\n"space.cells" = 1\n', [],
+     "bad.toml: arms.a: at sweep point [space.cell_multiplier=2]: space.cell_multiplier: 2 is out of range (1..1)"),
+    ("set arm unknown key", "[arms.a]\n", ["arms.a.search.epoch=3"],
+     "--set arms.a.search.epoch=3: unknown key (did you mean search.epochs?)"),
+    ("set arm wrong type", "[arms.a]\n", ["arms.a.search.epochs=abc"],
+     "--set arms.a.search.epochs=abc: expected an integer, got 'abc'"),
+    ("set arm without a key", "", ["arms.a=1"],
+     "--set arms.a=1: expected arms.NAME.KEY=VALUE (e.g. arms.ssl.search.epochs=5)"),
+]
+
+
+@pytest.mark.parametrize("text, overrides, message", [case[1:] for case in ARM_BAD], ids=[case[0] for case in ARM_BAD])
+def test_bad_arms(in_tmp, text, overrides, message):
+    write(in_tmp, {"bad.toml": text})
+    with pytest.raises(RecipeError) as caught:
+        load_recipe("bad.toml", overrides)
+    assert str(caught.value) == message
+
+
+def test_bad_arm_messages_are_one_line():
+    assert all("\n" not in message for *_, message in ARM_BAD)
 
 
 # --------------------------------------------------------------------------------------------
