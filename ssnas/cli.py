@@ -10,6 +10,7 @@ from ssnas.commands import demo as demo_commands
 from ssnas.commands import inspect as inspect_commands
 from ssnas.commands import launch as launch_commands
 from ssnas.commands import report as report_commands
+from ssnas.commands import tui as tui_commands
 from ssnas.commands.common import Workspace
 
 
@@ -28,7 +29,7 @@ for _command in (
     inspect_commands.arch_command, inspect_commands.diff_command, inspect_commands.compare_command, launch_commands.kill,
     launch_commands.resume, launch_commands.rerun, launch_commands.tag, inspect_commands.export_command,
     launch_commands.rm, launch_commands.recipe, demo_commands.baselines, demo_commands.features, demo_commands.demo,
-    report_commands.report,
+    report_commands.report, tui_commands.tui,
 ):
     main.add_command(_command)
 

@@ -29,6 +29,7 @@ from ssnas.registry import TERMINAL, Registry
 class WorkerStatus:
     alive: bool
     exit_code: int | None = None
+    pid: int | None = None  # the worker's process id, where the executor knows it
 
 
 class Executor(Protocol):
@@ -86,7 +87,7 @@ class LocalExecutor:
         if process is None:
             return WorkerStatus(alive=False)
         code = process.poll()
-        return WorkerStatus(alive=code is None, exit_code=code)
+        return WorkerStatus(alive=code is None, exit_code=code, pid=process.pid)
 
     def logs(self, run_id: str, lines: int = 20) -> str:
         return tail(Path(self.registry.get_run(run_id)["run_dir"]) / "log.txt", lines)
@@ -140,6 +141,7 @@ class Scheduler:
         self.free = list(slots)
         self.max_parallel = max(1, min(max_parallel, len(self.free)))
         self.active: dict[str, str | None] = {}
+        self.handed_off: set[str] = set()  # runs another scheduler took over (a resume)
 
     def _ready(self, run: dict) -> bool | None:
         """True to start, False to wait, None when the run can never start (its parent did not finish)."""
@@ -153,13 +155,15 @@ class Scheduler:
     def step(self, run_ids: Sequence[str]) -> bool:
         """One scheduling pass; True while any of `run_ids` is queued or active."""
         for run_id, slot in list(self.active.items()):
-            if not self.executor.status(run_id).alive:
+            worker = self.executor.status(run_id)
+            if not worker.alive:
                 del self.active[run_id]
                 self.free.append(slot)
-                if self.registry.get_run(run_id)["status"] not in TERMINAL:
-                    self.registry.finish_run(run_id, "lost", error="worker process exited without a final status")
+                self._settle(run_id, worker)
         pending = False
         for run_id in run_ids:
+            if run_id in self.handed_off:
+                continue
             run = self.registry.get_run(run_id)
             if run["status"] != "queued" or run_id in self.active:
                 pending = pending or run_id in self.active
@@ -175,6 +179,18 @@ class Scheduler:
                 self.active[run_id] = slot
                 self.executor.submit(run_id, slot)
         return pending or bool(self.active)
+
+    def _settle(self, run_id: str, worker: WorkerStatus) -> None:
+        """Give a run whose worker exited a final status, unless that worker's run is no longer ours."""
+        run = self.registry.get_run(run_id)
+        ours = worker.pid is None or run.get("pid") == worker.pid
+        if run["status"] == "running" and ours:
+            self.registry.finish_run(run_id, "lost", error="worker process exited without a final status")
+        elif run["status"] == "queued" and run.get("pid") is None:
+            self.registry.finish_run(run_id, "failed", error=f"worker exited (code {worker.exit_code}) before it "
+                                                             "started; see its log.txt")
+        elif run["status"] not in TERMINAL:
+            self.handed_off.add(run_id)  # resumed, and so another scheduler's now
 
     def cancel_all(self, run_ids: Sequence[str]) -> None:
         """Stop active runs (they checkpoint and end killed) and mark the queued ones killed."""

@@ -588,7 +588,15 @@ def _tag_list(tags: Iterable[str] | str) -> list[str]:
 
 
 def _decode_run(row: dict) -> dict:
+    """JSON columns decoded; a corrupt one becomes None and is named in `corrupt`, so that one bad
+    row never breaks a listing of all the others."""
     for column in JSON_COLUMNS:
         if row.get(column) is not None:
-            row[column] = json.loads(row[column])
+            try:
+                row[column] = json.loads(row[column])
+            except ValueError:
+                row[column] = None
+                row["corrupt"] = f"{row.get('corrupt', '')} {column} is not valid JSON".strip()
+    if "tags" in row and not isinstance(row["tags"], list):
+        row["tags"] = []
     return row

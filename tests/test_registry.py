@@ -413,3 +413,17 @@ def test_arch_weights_genotypes_and_events(registry):
     events = registry.events(run_id)
     assert [e["message"] for e in events] == ["started", "slow"]
     assert [e["level"] for e in registry.events(run_id, after=events[0]["rowid"])] == ["warning"]
+
+
+def test_a_corrupt_json_column_does_not_break_listings(tmp_path):
+    import sqlite3
+
+    registry = Registry(tmp_path / "registry.db")
+    good = registry.create_run(name="good", stage="search", config={})
+    bad = registry.create_run(name="bad", stage="search", config={})
+    with sqlite3.connect(tmp_path / "registry.db") as conn:
+        conn.execute("UPDATE runs SET tags = '[oops', config = '{' WHERE id = ?", (bad,))
+    rows = {r["id"]: r for r in registry.runs()}
+    assert set(rows) == {good, bad}
+    assert rows[bad]["tags"] == [] and "tags is not valid JSON" in rows[bad]["corrupt"]
+    assert registry.get_run(bad)["config"] is None and "config is not valid JSON" in registry.get_run(bad)["corrupt"]

@@ -1,0 +1,71 @@
+"""The scheduler's bookkeeping when workers exit, with a scripted executor (the protocol's seam)."""
+
+from ssnas.launcher import Scheduler, WorkerStatus, device_slots
+from ssnas.registry import Registry
+
+
+class ScriptedExecutor:
+    """Workers that 'exit' when told to; which pid each had is up to the test."""
+
+    name = "scripted"
+
+    def __init__(self):
+        self.submitted: list[str] = []
+        self.exited: dict[str, WorkerStatus] = {}
+
+    def submit(self, run_id, slot):
+        self.submitted.append(run_id)
+
+    def status(self, run_id):
+        return self.exited.get(run_id, WorkerStatus(alive=True, pid=4242))
+
+    def logs(self, run_id, lines=20):
+        return ""
+
+    def cancel(self, run_id):
+        self.exited[run_id] = WorkerStatus(alive=False, exit_code=3, pid=4242)
+
+
+def setup(tmp_path, count=1):
+    registry = Registry(tmp_path / "registry.db")
+    ids = [registry.create_run(name=f"r{i}", stage="search", config={}) for i in range(count)]
+    executor = ScriptedExecutor()
+    return registry, ids, executor, Scheduler(registry, executor, [None], 1)
+
+
+def test_a_worker_that_dies_while_running_makes_its_run_lost(tmp_path):
+    registry, [run], executor, scheduler = setup(tmp_path)
+    scheduler.step([run])
+    registry.start_run(run, pid=4242, host="h", device="cpu")
+    executor.exited[run] = WorkerStatus(alive=False, exit_code=-9, pid=4242)
+    assert scheduler.step([run]) is False
+    assert registry.get_run(run)["status"] == "lost"
+
+
+def test_a_worker_that_exits_before_starting_fails_its_run_once(tmp_path):
+    registry, [run], executor, scheduler = setup(tmp_path)
+    scheduler.step([run])
+    executor.exited[run] = WorkerStatus(alive=False, exit_code=1, pid=4242)
+    assert scheduler.step([run]) is False
+    failed = registry.get_run(run)
+    assert failed["status"] == "failed" and "before it started" in failed["error"]
+    assert executor.submitted == [run]  # not started again and again
+
+
+def test_a_run_resumed_elsewhere_is_left_to_its_new_scheduler(tmp_path):
+    registry, [run], executor, scheduler = setup(tmp_path)
+    scheduler.step([run])
+    registry.start_run(run, pid=4242, host="h", device="cpu")
+    registry.finish_run(run, "killed")
+    registry.update_run(run, status="queued")  # what `ssnas resume` does before its own scheduler starts it
+    executor.exited[run] = WorkerStatus(alive=False, exit_code=3, pid=4242)
+    assert scheduler.step([run]) is False
+    assert registry.get_run(run)["status"] == "queued" and executor.submitted == [run]
+
+
+def test_parallelism_follows_slots(tmp_path):
+    registry, ids, executor, _ = setup(tmp_path, count=3)
+    slots, parallel = device_slots(["0", "1"], None)
+    scheduler = Scheduler(registry, executor, slots, parallel)
+    scheduler.step(ids)
+    assert executor.submitted == ids[:2] and set(scheduler.active.values()) == {"0", "1"}
