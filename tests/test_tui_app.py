@@ -389,3 +389,25 @@ def test_the_tui_command_imports_no_textual_until_it_runs():
             "print([m for m in ('textual', 'torch') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_report_of_a_runs_group_opens_from_the_table(finished):
+    from tui.screens.report import ReportScreen
+
+    runs, by_name = finished
+    app = app_for(runs)
+    run_id = by_name["tiny/finetune"]
+
+    async def scenario(pilot):
+        await until(pilot, lambda: run_id in table_ids(app))
+        app.runs_screen.select_run(run_id)
+        await pilot.press("p")
+        assert isinstance(app.screen, ReportScreen)
+        tables = app.screen.query_one("#report-tables")
+        await until(pilot, lambda: "F1 weighted" in str(tables.render()))
+        text = str(tables.render())
+        assert "1/1" in text and "similarity to bmnas-mmimdb" in text  # one finished chain, scored
+        await pilot.press("escape")
+        assert not isinstance(app.screen, ReportScreen)
+
+    drive(app, scenario)

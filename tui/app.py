@@ -25,7 +25,7 @@ from tui.data import RESUMABLE, ActionResult, RegistryReader, RunsPoll, delete_r
 from tui.screens.dialogs import ConfirmScreen, HelpScreen, TagScreen
 from tui.screens.runs import RunsScreen
 
-RUN_ACTIONS = ("kill", "resume", "rerun", "tag", "delete")
+RUN_ACTIONS = ("kill", "resume", "rerun", "tag", "delete", "report")
 
 
 class RunsPolled(Message):
@@ -57,6 +57,8 @@ class SsnasCommands(Provider):
             ("Tag the selected run", "add or remove tags (t)", app.action_tag),
             ("Delete the selected run", "its registry rows and folder, after a confirmation (D)", app.action_delete),
             ("Compare marked runs", "side by side: metrics, config, genotypes (space marks, c)", app.action_compare),
+            ("Report of the selected run's group", "F1 per arm and label ratio, as ssnas report (p)",
+             app.action_report),
             ("Clear marks", "unmark every run", app.clear_marks),
             ("Help: keys", "every binding (?)", app.action_help),
         ]
@@ -96,6 +98,8 @@ class SsnasApp(App):
         Binding("D", "delete", "delete", show=False, key_display="D",
                 tooltip="delete the selected run: rows and folder (asks first)"),
         Binding("c", "compare", "compare", show=False, tooltip="compare the marked runs side by side"),
+        Binding("p", "report", "report", show=False,
+                tooltip="the report of the selected run's group (F1 per arm and label ratio)"),
     ]
 
     def __init__(self, runs_dir: Path, recipes_dir: Path | None = None, poll_interval: float = 1.0,
@@ -321,6 +325,17 @@ class SsnasApp(App):
             self.notify("mark two runs with space, then press c", severity="warning")
             return
         self.push_screen(CompareScreen(ids))
+
+    def action_report(self) -> None:
+        from tui.screens.report import ReportScreen
+
+        run = self._target()
+        if run is None:
+            return
+        if not run.get("group_id"):
+            self.notify(f"{run['id'][:8]} belongs to no group", severity="warning")
+            return
+        self.push_screen(ReportScreen(self.reader, run["group_id"]))
 
     def action_help(self) -> None:
         from tui.screens.compare import CompareScreen
