@@ -71,7 +71,8 @@ def in_tmp(tmp_path, monkeypatch):
 
 def test_every_recipe_is_shipped():
     assert [p.name for p in SHIPPED] == [
-        "base.toml", "finetune.toml", "paper_mmimdb.toml", "paper_synthetic.toml", "pipeline.toml", "pretrain.toml",
+        "base.toml", "finetune.toml", "paper_mmimdb.toml", "paper_synthetic.toml", "paper_synthetic_ablation.toml",
+        "pipeline.toml", "pretrain.toml",
         "ssl_search.toml", "supervised_search.toml",
     ]
 
@@ -103,6 +104,7 @@ def test_shipped_recipes_run_the_intended_stages(features_file):
     assert {name: pipeline_stages(r) for name, r in loaded.items()} == {
         "base": ["search", "pretrain", "finetune"],
         "paper_synthetic": ["search", "pretrain", "finetune"],
+        "paper_synthetic_ablation": ["search", "pretrain", "finetune"],
         "paper_mmimdb": ["search", "pretrain", "finetune"],
         "pipeline": ["search", "pretrain", "finetune"],
         "ssl_search": ["search"],
