@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -38,6 +39,7 @@ TERMINAL = ("finished", "failed", "killed", "lost")
 BUSY_TIMEOUT_S = 30.0
 REMOTE_STALE_FACTOR = 10  # a run on another host: only its heartbeat can be checked, so wait longer
 JSON_COLUMNS = ("config", "versions", "tags")
+RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{3,63}")  # a given run id: what the CLI and run folders can take
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _SUMMARY_SQL = ", ".join(f"{sql} AS {name}" for name, sql in SUMMARIES.items())
 _METRIC_COLUMNS = "id AS rowid, run_id, step, epoch, split, key, value, wall_time"
@@ -256,10 +258,17 @@ class Registry:
                    objective: str | None = None, dataset: str | None = None, label_ratio: float | None = None,
                    seed: int | None = None, group_id: str | None = None, parent_id: str | None = None,
                    tags: Sequence[str] = (), git_commit: str | None = None, host: str | None = None,
-                   versions: dict | None = None, run_dir: str | None = None, executor: str = "local") -> str:
-        """Record a queued run with its resolved config; returns its id (12 hex characters)."""
+                   versions: dict | None = None, run_dir: str | None = None, executor: str = "local",
+                   run_id: str | None = None) -> str:
+        """Record a queued run with its resolved config; returns its id (12 random hex characters).
+
+        `run_id` fixes the id instead (tests, snapshots, importers): 4 to 64 of lowercase letters,
+        digits and '-', starting with a letter or digit; an id already taken is an error.
+        """
         if stage not in STAGES:
             raise RegistryError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
+        if run_id is not None and (not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id)):
+            raise RegistryError(f"run id {run_id!r} is not 4-64 of a-z, 0-9 and '-' (starting with a-z or 0-9)")
         record = {
             "name": name, "stage": stage, "status": "queued", "parent_id": parent_id, "group_id": group_id,
             "recipe_path": recipe_path, "config": _to_json(config, "config"), "objective": objective,
@@ -270,10 +279,14 @@ class Registry:
         columns = ", ".join(["id", *record, "revision"])
         marks = ", ".join("?" * (len(record) + 2))
         with self._write() as conn:
-            while True:
-                run_id = uuid.uuid4().hex[:12]
-                if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
-                    break
+            if run_id is not None:
+                if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None:
+                    raise RegistryError(f"{self.path}: run id {run_id!r} is already taken")
+            else:
+                while True:
+                    run_id = uuid.uuid4().hex[:12]
+                    if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                        break
             conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
                          [run_id, *record.values(), self._bump_revision(conn)])
         return run_id

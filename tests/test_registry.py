@@ -139,6 +139,19 @@ def test_create_run_refuses_an_unknown_stage_and_unserialisable_config(registry)
         registry.create_run(name="x", stage="search", config={"f": object()})
 
 
+def test_create_run_takes_a_fixed_id_once(registry):
+    assert registry.create_run(name="a", stage="search", config={}, run_id="0123456789ab") == "0123456789ab"
+    assert new_run(registry, name="b", run_id="snap-search-1") == "snap-search-1"
+    assert registry.get_run("snap-search-1")["name"] == "b"
+    assert len(new_run(registry, name="c")) == 12  # random ids still come without one
+    with pytest.raises(RegistryError, match="run id 'snap-search-1' is already taken"):
+        new_run(registry, name="again", run_id="snap-search-1")
+    for bad in ("", "abc", "ABCDEF012345", "has space", "-leading", "x" * 65, "ümlaut", 123):
+        with pytest.raises(RegistryError, match="is not 4-64 of a-z, 0-9 and '-'"):
+            new_run(registry, run_id=bad)
+    assert [run["name"] for run in registry.runs(sort="created_at")] == ["a", "b", "c"]
+
+
 def test_resolve_takes_a_unique_prefix(registry, monkeypatch):
     ids = iter(["ab12" + "0" * 8, "ab34" + "0" * 8, "ab56" + "0" * 8, "cd00" + "0" * 8])
     monkeypatch.setattr(registry_module, "uuid", SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=next(ids) + "ffff")))

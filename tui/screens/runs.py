@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -17,6 +18,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets.data_table import ColumnKey
 
 from ssnas.commands.inspect import duration, elapsed_seconds, number, percent
 
@@ -82,11 +84,12 @@ def progress_text(progress: float | None) -> str:
 def run_cells(run: dict, now: float, marked: bool = False) -> dict[str, Any]:
     """A run's table cells by column key."""
     progress = progress_text(run.get("progress"))
-    return {
+    return {  # Text, never str: the table reads a str as markup (a sweep's "tiny[label_ratio=0.1]" lost its [...])
         "group": Text((run.get("group_id") or "-")[:12], style="dim"),
-        "id": RunIdText(run["id"], marked), "name": run.get("name") or "-", "stage": run.get("stage") or "-",
-        "objective": run.get("objective") or "-", "dataset": run.get("dataset") or "-",
-        "r": number(run.get("label_ratio"), "g"), "status": status_cell(run.get("status") or "?"),
+        "id": RunIdText(run["id"], marked), "name": Text(run.get("name") or "-"),
+        "stage": Text(run.get("stage") or "-"), "objective": Text(run.get("objective") or "-"),
+        "dataset": Text(run.get("dataset") or "-"), "r": Text(number(run.get("label_ratio"), "g")),
+        "status": status_cell(run.get("status") or "?"),
         "progress": Text(progress, justify="right"),
         "elapsed": Text(duration(elapsed_seconds(run, now)), justify="right"),
         "loss": Text(number(run.get("latest_loss")), justify="right"),
@@ -99,6 +102,11 @@ def same_cell(a: Any, b: Any) -> bool:
     if isinstance(a, Text) and isinstance(b, Text):
         return (a.plain, str(a.style), a.spans, a.justify) == (b.plain, str(b.style), b.spans, b.justify)
     return type(a) is type(b) and a == b
+
+
+def cell_width(value: Any) -> int:
+    """The width the table gives a one-line cell."""
+    return value.cell_len if isinstance(value, Text) else cell_len(str(value))
 
 
 def run_matches(run: dict, words: Sequence[str]) -> bool:
@@ -292,10 +300,16 @@ class RunsScreen(Screen):
         self.refresh_state()
 
     def _update_row(self, run_id: str, cells: list[Any]) -> None:
+        """Update the cells that changed; a column is re-measured only when a cell outgrows it (the
+        table re-measures a whole column, every row, for each narrower cell: 1,000 runs made each
+        refresh and each clock tick cost hundreds of ms). Columns shrink back at the next rebuild."""
         old = self._shown[run_id]
+        table = self.table
         for (key, _), before, after in zip(self._columns(), old, cells):
             if not same_cell(before, after):
-                self.table.update_cell(run_id, key, after, update_width=True)
+                column = table.columns.get(ColumnKey(key))
+                grows = column is None or cell_width(after) > column.content_width
+                table.update_cell(run_id, key, after, update_width=grows)
         self._shown[run_id] = cells
 
     def tick(self) -> None:
