@@ -411,3 +411,11 @@ def test_the_report_of_a_runs_group_opens_from_the_table(finished):
         assert not isinstance(app.screen, ReportScreen)
 
     drive(app, scenario)
+
+
+def test_long_names_shorten_in_the_middle_and_keep_their_brackets():
+    from tui.screens.runs import middle_ellipsis
+
+    assert middle_ellipsis("tiny[label_ratio=0.5]", 40).plain == "tiny[label_ratio=0.5]"
+    short = middle_ellipsis("paper_synthetic[arm=ssl,label_ratio=0.1,seed=0]/finetune", 14).plain
+    assert short == "paper_…inetune" and len(short) == 14

@@ -39,8 +39,9 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("f1", "best F1"),
 )
 GROUP_COLUMN = ("group", "group")
-NARROW = 100  # below this many columns the table leaves out objective and dataset (the run view has them)
-NARROW_HIDDEN = ("objective", "dataset")
+NARROW = 100  # below this many columns the table leaves out objective, dataset and r (the run view has them)
+NARROW_HIDDEN = ("objective", "dataset", "r")
+NARROW_NAME = 14  # and shortens long names in the middle, so that the scores stay on an 80-column screen
 
 # What each sort key orders by (None sorts last in either direction), and its first direction.
 SORTS: dict[str, tuple[Callable[[dict, float], Any], bool]] = {
@@ -168,6 +169,16 @@ class RunsTable(DataTable):
             self.move_cursor(row=0, animate=False)
 
 
+def middle_ellipsis(text: Text | str, width: int) -> Text:
+    """`paper_synthetic[arm=ssl,...]/finetune` -> `paper_s…finetune`: both ends say the most."""
+    text = text if isinstance(text, Text) else Text(text)
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    tail = width - 1 - head
+    return Text.assemble(text[:head], "…", text[len(text) - tail :])
+
+
 class RunsScreen(Screen):
     """All runs, live."""
 
@@ -243,6 +254,8 @@ class RunsScreen(Screen):
 
     def _cells(self, run: dict) -> list[Any]:
         cells = run_cells(run, self.ssnas.clock(), run["id"] in self.ssnas.marked)
+        if self.narrow:
+            cells["name"] = middle_ellipsis(cells["name"], NARROW_NAME)
         return [cells[key] for key, _ in self._columns()]
 
     def rebuild(self) -> None:
