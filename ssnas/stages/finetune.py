@@ -35,7 +35,6 @@ from ssnas.stages.training import (
     cosine_lr,
     descend,
     epoch_generator,
-    record_step,
     steps_per_epoch,
     stop_if_asked,
 )
@@ -121,11 +120,7 @@ def finetune(
                 logits = model(data.batch(index)).float()
             loss = multilabel_bce(logits, targets.index_select(0, index.to(device)))
             descend(loss, optimizer, params, config.grad_clip)
-            at.step += 1
-            at.index += 1
-            at.losses.append(record_step(reporter, "finetune", loss, at.step, total, at.epoch))
-            if at.index < per_epoch:
-                stop_if_asked(reporter, "finetune", at, checkpoint)
+            at.finish_step(reporter, "finetune", loss, total, per_epoch, checkpoint)
         with runtime.autocast(device):
             threshold, dev_f1 = best_threshold(predict(model, data, dev, config.batch_size), labels[dev])
         epoch, step = at.epoch, at.step

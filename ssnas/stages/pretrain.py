@@ -33,7 +33,6 @@ from ssnas.stages.training import (
     cosine_lr,
     descend,
     epoch_generator,
-    record_step,
     step_seed,
     steps_per_epoch,
     stop_if_asked,
@@ -114,11 +113,7 @@ def pretrain(
                 loss = contrastive_loss(network, projector, data.batch(index), modality, views, config.temperature,
                                         views_of_step).float()
             descend(loss, optimizer, params, config.grad_clip)
-            at.step += 1
-            at.index += 1
-            at.losses.append(record_step(reporter, "pretrain", loss, at.step, total, at.epoch))
-            if at.index < per_epoch:
-                stop_if_asked(reporter, "pretrain", at, checkpoint)
+            at.finish_step(reporter, "pretrain", loss, total, per_epoch, checkpoint)
         with runtime.autocast(device):
             dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed)
         epoch, step = at.epoch, at.step

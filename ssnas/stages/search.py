@@ -36,7 +36,6 @@ from ssnas.stages.training import (
     cosine_lr,
     descend,
     epoch_generator,
-    record_step,
     step_seed,
     steps_per_epoch,
     stop_if_asked,
@@ -194,12 +193,8 @@ def search(
                     xi=weight_opt.param_groups[0]["lr"],
                 )
             arch_opt.step()
-            at.step += 1
-            at.index += 1
-            at.losses.append(record_step(reporter, "search", loss, at.step, total_steps, at.epoch))
             at.side_losses.append(float(arch_loss.detach()))
-            if at.index < per_epoch:
-                stop_if_asked(reporter, "search", at, checkpoint)
+            at.finish_step(reporter, "search", loss, total_steps, per_epoch, checkpoint)
 
         genotype = supernet.genotype()
         genotypes.append(genotype)

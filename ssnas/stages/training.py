@@ -62,6 +62,15 @@ class Position:
     def next_epoch(self) -> None:
         self.epoch, self.index, self.losses, self.side_losses = self.epoch + 1, 0, [], []
 
+    def finish_step(self, reporter: Reporter, stage: str, loss: torch.Tensor, total: int, per_epoch: int,
+                    checkpoint: Callable[[], dict[str, Any]]) -> None:
+        """Count the step, log its loss and, between two steps of an epoch, stop if asked to."""
+        self.step += 1
+        self.index += 1
+        self.losses.append(record_step(reporter, stage, loss, self.step, total, self.epoch))
+        if self.index < per_epoch:
+            stop_if_asked(reporter, stage, self, checkpoint)
+
 
 def stop_if_asked(reporter: Reporter, stage: str, position: Position, checkpoint: Callable[[], dict[str, Any]]) -> None:
     """Between steps: when the run was asked to stop, save where it is and unwind."""
