@@ -24,28 +24,37 @@ SHAPES = {"maps": 4, "map_channels": 512, "side": 4, "vectors": (64, 128), "clas
 OBJECTIVES = ("supervised", "ssl", "ssl+supervised")
 
 
-def measure(objective: str, steps: int, device: str, batch: int, bf16: bool) -> dict:
+def mmimdb_shaped(steps: int, batch: int):
+    """Random features at BM-NAS's MM-IMDB shapes, enough for `steps` search steps, and its space."""
     import torch
 
     from ssnas.data.pyramids import FeatureSet
-    from ssnas.data.views import ViewConfig
     from ssnas.nas.space import SpaceConfig
+
+    n_train = 2 * batch * steps  # two halves: `steps` batches each, so one epoch is `steps` steps
+    n = n_train + 2
+    g = torch.Generator().manual_seed(0)
+    maps = tuple(torch.randn(n, SHAPES["map_channels"], SHAPES["side"], SHAPES["side"], generator=g)
+                 for _ in range(SHAPES["maps"]))
+    vectors = tuple(torch.randn(n, d, generator=g) for d in SHAPES["vectors"])
+    labels = (torch.rand(n, SHAPES["classes"], generator=g) < 0.1).to(torch.uint8)
+    idx = torch.arange(n)
+    features = FeatureSet(("image", "text"), (maps, vectors), {"train": idx[:n_train], "dev": idx[n_train:n_train + 1],
+                          "test": idx[n_train + 1:]}, labels=labels)
+    return features, SpaceConfig(cells=2, steps=1, channels=192, positions=16, cell_multiplier=2)
+
+
+def measure(objective: str, steps: int, device: str, batch: int, bf16: bool) -> dict:
+    import torch
+
+    from ssnas.data.views import ViewConfig
     from ssnas.reporting import InMemoryReporter
     from ssnas.stages.config import SearchConfig
     from ssnas.stages.runtime import Runtime, configure_threads, cpu_has_bf16
     from ssnas.stages.search import search
 
     configure_threads()
-    n_train = 2 * batch * steps  # two halves: `steps` batches each, so one epoch is `steps` steps
-    n = n_train + 2
-    g = torch.Generator().manual_seed(0)
-    maps = tuple(torch.randn(n, SHAPES["map_channels"], SHAPES["side"], SHAPES["side"], generator=g) for _ in range(SHAPES["maps"]))
-    vectors = tuple(torch.randn(n, d, generator=g) for d in SHAPES["vectors"])
-    labels = (torch.rand(n, SHAPES["classes"], generator=g) < 0.1).to(torch.uint8)
-    idx = torch.arange(n)
-    features = FeatureSet(("image", "text"), (maps, vectors), {"train": idx[:n_train], "dev": idx[n_train:n_train + 1],
-                          "test": idx[n_train + 1:]}, labels=labels)
-    space = SpaceConfig(cells=2, steps=1, channels=192, positions=16, cell_multiplier=2)
+    features, space = mmimdb_shaped(steps, batch)
     runtime = Runtime(seed=0, device=device, bf16=bf16)
 
     class Clock(InMemoryReporter):

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.profiler import record_function
 
 from ssnas.data.pyramids import FeatureSet
 from ssnas.data.splits import halves, labeled_subset
@@ -173,26 +174,28 @@ def search(
         arch_batches = batch_indices(arch_rows, config.batch_size, generator)
         for weight_batch, arch_batch in list(zip(weight_batches, arch_batches))[at.index :]:
             cosine_lr(weight_opt, config.lr, config.lr_min, at.step / total_steps)
-            for p in arch_params:
-                p.requires_grad_(False)
-            loss = batch_loss(weight_batch, step_seed(runtime.seed, at.step, 0))
-            descend(loss, weight_opt, weight_params, config.grad_clip)
-            for p in arch_params:
-                p.requires_grad_(True)
+            with record_function("search/network_step"):
+                for p in arch_params:
+                    p.requires_grad_(False)
+                loss = batch_loss(weight_batch, step_seed(runtime.seed, at.step, 0))
+                descend(loss, weight_opt, weight_params, config.grad_clip)
+                for p in arch_params:
+                    p.requires_grad_(True)
 
             arch_seed, train_seed = step_seed(runtime.seed, at.step, 1), step_seed(runtime.seed, at.step, 2)
-            arch_opt.zero_grad(set_to_none=True)
-            if config.order == "first":
-                arch_loss = architect.first_order(arch_params, lambda: batch_loss(arch_batch, arch_seed, True))
-            else:
-                arch_loss = architect.second_order(
-                    arch_params,
-                    weight_params,
-                    lambda: batch_loss(weight_batch, train_seed),
-                    lambda: batch_loss(arch_batch, arch_seed),
-                    xi=weight_opt.param_groups[0]["lr"],
-                )
-            arch_opt.step()
+            with record_function("search/architecture_step"):
+                arch_opt.zero_grad(set_to_none=True)
+                if config.order == "first":
+                    arch_loss = architect.first_order(arch_params, lambda: batch_loss(arch_batch, arch_seed, True))
+                else:
+                    arch_loss = architect.second_order(
+                        arch_params,
+                        weight_params,
+                        lambda: batch_loss(weight_batch, train_seed),
+                        lambda: batch_loss(arch_batch, arch_seed),
+                        xi=weight_opt.param_groups[0]["lr"],
+                    )
+                arch_opt.step()
             at.side_losses.append(float(arch_loss.detach()))
             at.finish_step(reporter, "search", loss, total_steps, per_epoch, checkpoint)
 
