@@ -32,3 +32,11 @@ def test_features_of_a_missing_file_is_one_line_and_exit_2(tmp_path):
     result = CliRunner().invoke(main, ["features", "features", str(tmp_path / "out.h5"), "--path", str(tmp_path / "nope.h5")])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [f"Error: {tmp_path / 'nope.h5'}: file not found"]
+
+
+def test_every_command_is_documented_in_docs_cli():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
+    missing = [name for name in main.commands if f"## `ssnas {name}`" not in text]
+    assert missing == []
