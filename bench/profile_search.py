@@ -4,7 +4,7 @@ It prints the time of each phase of a step (network update, architecture update;
 search stage puts on them) and the operators that take the most time, so that speed work starts
 from facts. The first steps are left out (warm-up).
 
-    python bench/profile_search.py [--objective ssl] [--steps 8] [--bf16] [--device auto] [--rows 25]
+    python bench/profile_search.py [--objective ssl] [--steps 8] [--bf16] [--eager] [--device auto] [--rows 25]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=96)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--eager", action="store_true", help="the plain path (run.eager) instead of the optimized one")
     parser.add_argument("--rows", type=int, default=25)
     args = parser.parse_args()
     if args.warmup < 1:
@@ -42,7 +43,7 @@ def main() -> None:
 
     configure_threads()
     features, space = mmimdb_shaped(args.warmup + args.steps, args.batch)
-    runtime = Runtime(seed=0, device=args.device, bf16=args.bf16)
+    runtime = Runtime(seed=0, device=args.device, bf16=args.bf16, eager=args.eager)
     activities = [ProfilerActivity.CPU]
     if runtime.torch_device().type == "cuda":
         activities.append(ProfilerActivity.CUDA)
@@ -60,7 +61,7 @@ def main() -> None:
     events = prof.key_averages()
     phases = [e for e in events if e.key.startswith("search/")]
     print(f"search step, objective {args.objective}, batch {args.batch}, {runtime.torch_device()}, "
-          f"{'bf16' if args.bf16 else 'fp32'}, {torch.get_num_threads()} threads; {args.steps} profiled steps")
+          f"{'bf16' if args.bf16 else 'fp32'}, {'eager' if args.eager else 'optimized'}, {torch.get_num_threads()} threads; {args.steps} profiled steps")
     print(f"\n{'phase':<28} {'ms per step':>12}")
     for event in sorted(phases, key=lambda e: e.key):
         print(f"{event.key:<28} {event.cpu_time_total / 1000 / args.steps:>12.1f}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import platform
+import select
 import shutil
 import signal
 import socket
@@ -34,9 +35,17 @@ class WorkerStatus:
 
 class Executor(Protocol):
     name: str
+    prestarts: bool  # whether submit(after=PARENT) can start a worker that waits for its parent
 
-    def submit(self, run_id: str, slot: str | None) -> None:
-        """Start the worker of `run_id` on device slot `slot` (a GPU index, or None for the CPU)."""
+    def submit(self, run_id: str, slot: str | None, after: str | None = None) -> None:
+        """Start the worker of `run_id` on device slot `slot` (a GPU index, or None for the CPU).
+
+        With `after`, the worker gets ready (imports, device) while run `after` is still going and
+        starts the moment it finishes; it exits without starting if it ends otherwise.
+        """
+
+    def wait(self, timeout: float) -> None:
+        """Return when a worker submitted here exits, or after `timeout` seconds."""
 
     def status(self, run_id: str) -> WorkerStatus:
         """Whether the worker of a run submitted here is still alive."""
@@ -61,14 +70,16 @@ class LocalExecutor:
     """Workers as subprocesses of this machine: `python -m ssnas.worker RUN_ID`, output to log.txt."""
 
     name = "local"
+    prestarts = True
 
     def __init__(self, registry: Registry, runs_dir: Path, cpu_threads: int | None = None) -> None:
         self.registry = registry
         self.runs_dir = Path(runs_dir)
         self.cpu_threads = cpu_threads
         self._processes: dict[str, subprocess.Popen] = {}
+        self._exits: dict[str, int] = {}  # a pidfd per live worker: readable once it exits
 
-    def submit(self, run_id: str, slot: str | None) -> None:
+    def submit(self, run_id: str, slot: str | None, after: str | None = None) -> None:
         run_dir = Path(self.registry.get_run(run_id)["run_dir"])
         run_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
@@ -76,18 +87,31 @@ class LocalExecutor:
             env["CUDA_VISIBLE_DEVICES"] = slot
         elif self.cpu_threads:
             env.setdefault("OMP_NUM_THREADS", str(self.cpu_threads))
+        command = [sys.executable, "-m", "ssnas.worker", run_id, "--runs", str(self.runs_dir)]
+        if after is not None:
+            command += ["--after", after]
         with open(run_dir / "log.txt", "ab") as log:
-            self._processes[run_id] = subprocess.Popen(
-                [sys.executable, "-m", "ssnas.worker", run_id, "--runs", str(self.runs_dir)],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
-            )
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       env=env, start_new_session=True)
+        self._processes[run_id] = process
+        if hasattr(os, "pidfd_open"):
+            self._exits[run_id] = os.pidfd_open(process.pid)
 
     def status(self, run_id: str) -> WorkerStatus:
         process = self._processes.get(run_id)
         if process is None:
             return WorkerStatus(alive=False)
         code = process.poll()
+        if code is not None and run_id in self._exits:
+            os.close(self._exits.pop(run_id))
         return WorkerStatus(alive=code is None, exit_code=code, pid=process.pid)
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until a worker exits (its pidfd turns readable) or `timeout` passes."""
+        if not self._exits:
+            time.sleep(timeout)
+            return
+        select.select(list(self._exits.values()), [], [], timeout)
 
     def logs(self, run_id: str, lines: int = 20) -> str:
         return tail(Path(self.registry.get_run(run_id)["run_dir"]) / "log.txt", lines)
@@ -141,6 +165,7 @@ class Scheduler:
         self.free = list(slots)
         self.max_parallel = max(1, min(max_parallel, len(self.free)))
         self.active: dict[str, str | None] = {}
+        self.standby: dict[str, str] = {}  # child run -> the active parent whose slot it will take over
         self.handed_off: set[str] = set()  # runs another scheduler took over (a resume)
 
     def _ready(self, run: dict) -> bool | None:
@@ -153,20 +178,32 @@ class Scheduler:
         return False if parent not in TERMINAL else None
 
     def step(self, run_ids: Sequence[str]) -> bool:
-        """One scheduling pass; True while any of `run_ids` is queued or active."""
+        """One scheduling pass; True while any of `run_ids` is queued or active.
+
+        A chain's next stage is prestarted on its parent's slot while the parent runs (when the
+        executor can), so that its imports and set-up overlap the parent's last steps.
+        """
         for run_id, slot in list(self.active.items()):
             worker = self.executor.status(run_id)
             if not worker.alive:
                 del self.active[run_id]
-                self.free.append(slot)
                 self._settle(run_id, worker)
+                child = next((c for c, parent in self.standby.items() if parent == run_id), None)
+                if child is None:
+                    self.free.append(slot)
+                else:  # the prestarted child takes the slot over (or exits at once if this run failed)
+                    del self.standby[child]
+                    self.active[child] = slot
+        for child in [c for c in self.standby if not self.executor.status(c).alive]:
+            del self.standby[child]  # died while waiting: settled like a worker that never started
+            self._settle(child, self.executor.status(child))
         pending = False
         for run_id in run_ids:
             if run_id in self.handed_off:
                 continue
             run = self.registry.get_run(run_id)
-            if run["status"] != "queued" or run_id in self.active:
-                pending = pending or run_id in self.active
+            if run["status"] != "queued" or run_id in self.active or run_id in self.standby:
+                pending = pending or run_id in self.active or run_id in self.standby
                 continue
             ready = self._ready(run)
             if ready is None:
@@ -178,7 +215,15 @@ class Scheduler:
                 slot = self.free.pop(0)
                 self.active[run_id] = slot
                 self.executor.submit(run_id, slot)
+            elif not ready and self._can_prestart(run):
+                self.standby[run_id] = run["parent_id"]
+                self.executor.submit(run_id, self.active[run["parent_id"]], after=run["parent_id"])
         return pending or bool(self.active)
+
+    def _can_prestart(self, run: dict) -> bool:
+        parent = run["parent_id"]
+        return (getattr(self.executor, "prestarts", False) and parent in self.active
+                and parent not in self.standby.values())
 
     def _settle(self, run_id: str, worker: WorkerStatus) -> None:
         """Give a run whose worker exited a final status, unless that worker's run is no longer ours."""
@@ -187,14 +232,17 @@ class Scheduler:
         if run["status"] == "running" and ours:
             self.registry.finish_run(run_id, "lost", error="worker process exited without a final status")
         elif run["status"] == "queued" and run.get("pid") is None:
-            self.registry.finish_run(run_id, "failed", error=f"worker exited (code {worker.exit_code}) before it "
-                                                             "started; see its log.txt")
+            if self._ready(run) is None:
+                error = f"not started: parent {run['parent_id']} did not finish"
+            else:
+                error = f"worker exited (code {worker.exit_code}) before it started; see its log.txt"
+            self.registry.finish_run(run_id, "failed", error=error)
         elif run["status"] not in TERMINAL:
             self.handed_off.add(run_id)  # resumed, and so another scheduler's now
 
     def cancel_all(self, run_ids: Sequence[str]) -> None:
         """Stop active runs (they checkpoint and end killed) and mark the queued ones killed."""
-        for run_id in self.active:
+        for run_id in [*self.active, *self.standby]:
             self.executor.cancel(run_id)
         for run_id in run_ids:
             if self.registry.get_run(run_id)["status"] == "queued" and run_id not in self.active:
@@ -206,12 +254,12 @@ class Scheduler:
             while self.step(run_ids):
                 if on_tick is not None:
                     on_tick()
-                time.sleep(interval)
+                self.executor.wait(interval)
         except KeyboardInterrupt:
             self.cancel_all(run_ids)
-            while self.active:
+            while self.active or self.standby:
                 self.step(run_ids)
-                time.sleep(interval)
+                self.executor.wait(interval)
             raise
         if on_tick is not None:
             on_tick()

@@ -55,6 +55,8 @@ RUNTIME_FIELDS: tuple[Field, ...] = (  # ssnas.stages.runtime.Runtime
     ("seed", "int", 0),
     ("device", "str", "auto"),
     ("bf16", "bool", False),
+    ("eager", "bool", False),
+    ("compile", "bool", False),
 )
 VIEW_FIELDS: tuple[Field, ...] = (  # ssnas.data.views.ViewConfig
     ("policy", "str", "cross_modal"),
@@ -173,6 +175,8 @@ class RunSection:
     seed: int = 0
     device: str = "auto"  # "auto", "cpu", "cuda" or "cuda:N"
     bf16: bool = False
+    eager: bool = False  # the plain compute path (no view batching, nothing compiled)
+    compile: bool = False  # torch.compile the stages' losses (for CUDA)
     tags: tuple[str, ...] = ()
     executor: str = "local"
     genotype: str | None = None  # absolute path, "baseline:NAME" or "random"; runs that start without search

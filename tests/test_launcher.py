@@ -8,13 +8,20 @@ class ScriptedExecutor:
     """Workers that 'exit' when told to; which pid each had is up to the test."""
 
     name = "scripted"
+    prestarts = True
 
     def __init__(self):
         self.submitted: list[str] = []
+        self.prestarted: dict[str, tuple[str | None, str]] = {}  # run -> (slot, parent)
         self.exited: dict[str, WorkerStatus] = {}
 
-    def submit(self, run_id, slot):
+    def submit(self, run_id, slot, after=None):
         self.submitted.append(run_id)
+        if after is not None:
+            self.prestarted[run_id] = (slot, after)
+
+    def wait(self, timeout):
+        pass
 
     def status(self, run_id):
         return self.exited.get(run_id, WorkerStatus(alive=True, pid=4242))
@@ -69,3 +76,51 @@ def test_parallelism_follows_slots(tmp_path):
     scheduler = Scheduler(registry, executor, slots, parallel)
     scheduler.step(ids)
     assert executor.submitted == ids[:2] and set(scheduler.active.values()) == {"0", "1"}
+
+
+def chain(registry, stages=("search", "pretrain", "finetune")):
+    ids, parent = [], None
+    for stage in stages:
+        parent = registry.create_run(name=stage, stage=stage, config={}, parent_id=parent)
+        ids.append(parent)
+    return ids
+
+
+def test_the_next_stage_is_prestarted_on_its_parents_slot_and_takes_it_over(tmp_path):
+    registry, executor = Registry(tmp_path / "registry.db"), ScriptedExecutor()
+    search, pretrain, finetune = chain(registry)
+    scheduler = Scheduler(registry, executor, ["0"], 1)
+    scheduler.step([search, pretrain, finetune])
+    assert executor.prestarted == {pretrain: ("0", search)} and finetune not in executor.submitted
+    registry.start_run(search, pid=4242, host="h", device="cpu")
+    registry.finish_run(search, "finished")
+    executor.exited[search] = WorkerStatus(alive=False, exit_code=0, pid=4242)
+    scheduler.step([search, pretrain, finetune])
+    assert scheduler.active == {pretrain: "0"} and scheduler.free == []
+    assert executor.prestarted[finetune] == ("0", pretrain)  # the chain goes on the same way
+
+
+def test_a_prestarted_stage_whose_parent_failed_fails_without_starting(tmp_path):
+    registry, executor = Registry(tmp_path / "registry.db"), ScriptedExecutor()
+    search, pretrain = chain(registry, ("search", "pretrain"))
+    scheduler = Scheduler(registry, executor, [None], 1)
+    scheduler.step([search, pretrain])
+    registry.start_run(search, pid=4242, host="h", device="cpu")
+    registry.finish_run(search, "failed", error="boom")
+    executor.exited[search] = WorkerStatus(alive=False, exit_code=1, pid=4242)
+    executor.exited[pretrain] = WorkerStatus(alive=False, exit_code=4, pid=4343)  # it saw the parent fail
+    while scheduler.step([search, pretrain]):
+        pass
+    child = registry.get_run(pretrain)
+    assert child["status"] == "failed" and f"parent {search} did not finish" in child["error"]
+    assert scheduler.free == [None]
+
+
+def test_cancelling_kills_a_prestarted_stage_before_it_starts(tmp_path):
+    registry, executor = Registry(tmp_path / "registry.db"), ScriptedExecutor()
+    search, pretrain = chain(registry, ("search", "pretrain"))
+    scheduler = Scheduler(registry, executor, [None], 1)
+    scheduler.step([search, pretrain])
+    scheduler.cancel_all([search, pretrain])
+    assert executor.exited[pretrain].exit_code == 3  # its waiting worker was signalled too
+    assert registry.get_run(pretrain)["status"] == "killed"

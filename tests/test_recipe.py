@@ -203,7 +203,8 @@ def test_format_recipe_is_toml_that_loads_back(in_tmp):
 def test_empty_recipe_is_every_default(in_tmp):
     write(in_tmp, {"empty.toml": ""})
     d = load_recipe("empty.toml").to_dict()
-    assert d["run"] == {"name": "empty", "stage": "pipeline", "seed": 0, "device": "auto", "bf16": False, "tags": [],
+    assert d["run"] == {"name": "empty", "stage": "pipeline", "seed": 0, "device": "auto", "bf16": False,
+                        "eager": False, "compile": False, "tags": [],
                         "executor": "local", "genotype": None, "checkpoint": None,
                         "stages": ["search", "pretrain", "finetune"]}
     assert d["data"]["dataset"] == "synthetic" and d["data"]["path"] is None

@@ -51,6 +51,7 @@ def _check_range(name: str, value: object, low: float, high: float, text: str, u
         raise ConfigError(f"views.{name}: {value} is out of range {text}")
 
 
+@torch.compiler.disable  # random offsets and masks drawn on the host: compiling them would recompile every step
 def make_views(
     nodes: list[torch.Tensor],
     node_modality: tuple[int, ...],

@@ -19,9 +19,21 @@ from ssnas.nas.vocabulary import PRIMITIVES
 
 
 class ChannelBatchNorm(nn.BatchNorm1d):
-    """BatchNorm over the channel axis of a (B, L, C) tensor: the statistics of BN on (B, C, L)."""
+    """BatchNorm over the channel axis of a (B, L, C) tensor: the statistics of BN on (B, C, L).
+
+    `groups` > 1 says the batch stacks that many separate batches (the views of a step, see
+    `nas.batching`): in training each is normalized by its own statistics, and the running
+    statistics are updated group after group, as separate passes would update them.
+    """
+
+    groups: int = 1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.groups > 1 and self.training:
+            return torch.cat([self._normalize(part) for part in x.chunk(self.groups)])
+        return self._normalize(x)
+
+    def _normalize(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
 
 
@@ -47,6 +59,8 @@ class Dropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.cutoff == 0:
             return x
+        if torch.compiler.is_compiling():  # the compiler fuses its own random mask into the kernels around it
+            return F.dropout(x, self.p, training=True)
         keep = random_bytes(x.shape, x.device) >= self.cutoff
         return x * keep * (256.0 / (256 - self.cutoff))
 

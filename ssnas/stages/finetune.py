@@ -108,6 +108,7 @@ def finetune(
                 "optimizer": optimizer.state_dict(), "best": best, "genotype": genotype.to_dict(),
                 "space": dataclasses.asdict(space), "in_channels": data.in_channels}
 
+    train_forward = runtime.compiled(model)
     if at.step == 0:
         reporter.genotype(genotype, step=0, epoch=0)
     while at.epoch < config.epochs:
@@ -117,7 +118,7 @@ def finetune(
         for index in batch_indices(train, config.batch_size, epoch_generator(runtime.seed, at.epoch))[at.index :]:
             cosine_lr(optimizer, config.lr, config.lr_min, at.step / total)
             with runtime.autocast(device):
-                logits = model(data.batch(index)).float()
+                logits = train_forward(data.batch(index)).float()
             loss = multilabel_bce(logits, targets.index_select(0, index.to(device)))
             descend(loss, optimizer, params, config.grad_clip)
             at.finish_step(reporter, "finetune", loss, total, per_epoch, checkpoint)

@@ -49,12 +49,13 @@ class PretrainResult:
 
 @torch.no_grad()
 def _dev_loss(network: FixedNet, projector: nn.Module, data: NodeData, rows: torch.Tensor, modality: tuple[int, ...],
-              views: ViewConfig, config: PretrainConfig, seed: int) -> float:
+              views: ViewConfig, config: PretrainConfig, seed: int, stacked: bool) -> float:
     network.eval()
     projector.eval()
     generator = torch.Generator().manual_seed(seed)  # the same views every epoch: comparable losses
     losses = [
-        float(contrastive_loss(network, projector, data.batch(index), modality, views, config.temperature, generator))
+        float(contrastive_loss(network, projector, data.batch(index), modality, views, config.temperature, generator,
+                               stacked))
         for index in batch_indices(rows, config.batch_size, None, drop_last=False)
     ]
     network.train()
@@ -103,6 +104,7 @@ def pretrain(
                 "projector": projector.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
                 "genotype": genotype.to_dict(), "space": dataclasses.asdict(space), "in_channels": data.in_channels}
 
+    train_loss = runtime.compiled(contrastive_loss)
     if at.step == 0:
         reporter.genotype(genotype, step=0, epoch=0)
     while at.epoch < config.epochs:
@@ -110,12 +112,13 @@ def pretrain(
             cosine_lr(optimizer, config.lr, config.lr_min, at.step / total)
             views_of_step = torch.Generator().manual_seed(step_seed(runtime.seed, at.step))
             with runtime.autocast(device):
-                loss = contrastive_loss(network, projector, data.batch(index), modality, views, config.temperature,
-                                        views_of_step).float()
+                loss = train_loss(network, projector, data.batch(index), modality, views, config.temperature,
+                                  views_of_step, runtime.batch_views).float()
             descend(loss, optimizer, params, config.grad_clip)
             at.finish_step(reporter, "pretrain", loss, total, per_epoch, checkpoint)
         with runtime.autocast(device):
-            dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed)
+            dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed,
+                                 runtime.batch_views)
         epoch, step = at.epoch, at.step
         reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
         reporter.metric("epoch_loss", dev_loss, step=step, epoch=epoch, split="dev")

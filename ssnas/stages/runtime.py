@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,8 @@ class Runtime:
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
     bf16: bool = False  # bf16 autocast: on CUDA, and on CPUs with native bf16 (AVX512-BF16, AMX)
+    eager: bool = False  # the plain path: one network pass per view, nothing compiled (for comparison, debugging)
+    compile: bool = False  # torch.compile each stage's loss (pays on CUDA; on a small CPU it costs more than it saves)
 
     def __post_init__(self) -> None:
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
@@ -34,6 +37,17 @@ class Runtime:
         if self.bf16 and (device.type == "cuda" or cpu_has_bf16()):
             return torch.autocast(device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    @property
+    def batch_views(self) -> bool:
+        """Whether the views of a step go through the network as one stacked batch (see nas.batching)."""
+        return not self.eager
+
+    def compiled(self, function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        """`function` through torch.compile when asked for (and not eager); else unchanged."""
+        if not self.compile or self.eager:
+            return function
+        return torch.compile(function, dynamic=False)
 
     def seed_everything(self, offset: int = 0) -> torch.Generator:
         """Seed torch and random; returns a CPU generator for data order and views."""

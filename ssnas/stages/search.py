@@ -20,6 +20,7 @@ from ssnas.data.pyramids import FeatureSet
 from ssnas.data.splits import halves, labeled_subset
 from ssnas.data.views import ViewConfig, make_views
 from ssnas.nas import architect
+from ssnas.nas.batching import fuse_batches
 from ssnas.nas.derive import ArchWeights
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.heads import Classifier, ProjectionHead
@@ -72,17 +73,24 @@ class SearchObjective(nn.Module):
         targets: torch.Tensor | None = None,
         labeled: torch.Tensor | None = None,
         frozen_stem: bool = False,
+        stacked: bool = True,
     ) -> torch.Tensor:
-        """`labeled` masks the rows whose targets the supervised term may read (None: all)."""
+        """`labeled` masks the rows whose targets the supervised term may read (None: all).
+
+        `stacked` fuses the views (and the clean nodes) in one pass, as `nas.batching` explains.
+        """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen_stem):
             nodes = self.supernet.embed(levels)
+        inputs = list(make_views(nodes, node_modality, self.views, generator)) if self.projector is not None else []
+        if self.classifier is not None:
+            inputs.append(nodes)
+        fused = fuse_batches(self.supernet, inputs, stacked)
         total = torch.zeros((), device=levels[0].device)
         if self.projector is not None:
-            view_a, view_b = make_views(nodes, node_modality, self.views, generator)
-            z_a, z_b = self.projector(self.supernet.fuse(view_a)), self.projector(self.supernet.fuse(view_b))
+            z_a, z_b = self.projector(fused[0]), self.projector(fused[1])
             total = total + self.config.ssl_weight * nt_xent(z_a, z_b, self.config.temperature)
         if self.classifier is not None:
-            logits = self.classifier(self.supernet.fuse(nodes))
+            logits = self.classifier(fused[-1])
             if labeled is not None:
                 logits, targets = logits[labeled], targets[labeled]
             if logits.shape[0]:
@@ -139,16 +147,19 @@ def search(
         genotypes = [Genotype.from_dict(g) for g in resume["genotypes"]]
     at = Position.resume(resume)
 
+    model_loss = runtime.compiled(model.loss)
+
     def batch_loss(index: torch.Tensor, seed: int, frozen_stem: bool = False) -> torch.Tensor:
         """The loss on one batch; the same `seed` gives the same views (second order needs that)."""
         with runtime.autocast(device):
-            return model.loss(
+            return model_loss(
                 data.batch(index),
                 data.node_modality,
                 torch.Generator().manual_seed(seed),
                 targets=targets.index_select(0, index.to(device)) if targets is not None else None,
                 labeled=is_labeled.index_select(0, index.to(device)) if is_labeled is not None else None,
                 frozen_stem=frozen_stem,
+                stacked=runtime.batch_views,
             ).float()
 
     def checkpoint() -> dict[str, Any]:

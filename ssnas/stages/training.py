@@ -13,6 +13,7 @@ from torch import nn
 from ssnas.data.pyramids import FeatureSet, input_nodes
 from ssnas.data.views import ViewConfig, make_views
 from ssnas.errors import SsnasError
+from ssnas.nas.batching import fuse_batches
 from ssnas.objectives import nt_xent
 from ssnas.reporting import Reporter
 
@@ -116,21 +117,16 @@ def contrastive_loss(
     views: ViewConfig,
     temperature: float,
     generator: torch.Generator | None,
-    frozen_stem: bool = False,
+    stacked: bool = True,
 ) -> torch.Tensor:
     """NT-Xent between two feature-level views of each sample's fused representation.
 
     The views are made after the input projections, so the stem runs once per sample rather
-    than once per view. `frozen_stem` computes the stem without a graph, for an architecture
-    step that needs no gradient there.
+    than once per view; `stacked` fuses both views in one pass (see `nas.batching`).
     """
-    if frozen_stem:
-        with torch.no_grad():
-            nodes = network.embed(levels)
-    else:
-        nodes = network.embed(levels)
-    view_a, view_b = make_views(nodes, node_modality, views, generator)
-    return nt_xent(projector(network.fuse(view_a)), projector(network.fuse(view_b)), temperature)
+    nodes = network.embed(levels)
+    fused_a, fused_b = fuse_batches(network, make_views(nodes, node_modality, views, generator), stacked)
+    return nt_xent(projector(fused_a), projector(fused_b), temperature)
 
 
 def adam(params: list[nn.Parameter], **options: object) -> torch.optim.Adam:
