@@ -4,6 +4,10 @@ The worker reads its run from the registry, marks it running, trains, and ends i
 `killed` (SIGTERM: it checkpoints at the next step and stops), or `failed` (an exception or a
 non-finite loss, with the message). A run that already has a checkpoint resumes from it, and rows
 logged after that checkpoint are dropped first, so a resumed run's history reads as one.
+
+Where the run's files live and how the registry is reached is the `Place` of the run: locally, the
+run's folder and the registry file; on a Ray node (`--head-fd`), a scratch folder and a link to the
+registry on the head, through the Ray task that started the worker (ssnas.cluster).
 """
 
 from __future__ import annotations
@@ -16,9 +20,26 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ssnas.registry import TERMINAL, Registry
+
+if TYPE_CHECKING:
+    from ssnas.tracking import ReportSink
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a worker finds its run's files, and how its reporter reaches the registry."""
+
+    run_dir: Path  # the run's folder: checkpoint, genotype, TensorBoard files
+    parent_dir: Path | None  # the parent run's folder (its genotype.json, pretrained.pt)
+    open_sink: Callable[[], ReportSink]  # opened on the reporter's flusher thread
+    on_files: Callable[[], None] | None = None  # told when the run's files changed
+    node: str | None = None  # the cluster node to record (default: the host)
 
 
 def _device_name(requested: str) -> str:
@@ -41,22 +62,33 @@ def wait_for_parent(registry: Registry, parent_id: str, poll: float = 0.05) -> b
     import ssnas.execution  # noqa: F401
     import ssnas.tracking  # noqa: F401
 
+    print(f"[info] prestarted: ready, waiting for parent {parent_id}", flush=True)
     while (status := registry.get_run(parent_id)["status"]) not in TERMINAL:
         time.sleep(poll)
     return status == "finished"
 
 
 def run_worker(run_id: str, runs_dir: Path, after: str | None = None) -> int:
-    """Run the stage; returns the process exit code (0 finished, 1 failed, 3 killed, 4 not started)."""
+    """Run the stage against this machine's registry file; returns the exit code (see `work`)."""
     registry = Registry(runs_dir / "registry.db", create=False)
-    if after is not None and not wait_for_parent(registry, after):
-        print(f"[info] not started: parent {after} did not finish", flush=True)
+    try:
+        if after is not None and not wait_for_parent(registry, after):
+            print(f"[info] not started: parent {after} did not finish", flush=True)
+            return 4
+        run = registry.get_run(run_id)
+        parent_dir = Path(registry.get_run(run["parent_id"])["run_dir"]) if run.get("parent_id") else None
+        place = Place(Path(run["run_dir"]), parent_dir, lambda: Registry(registry.path, create=False))
+        return work(registry, run, place)
+    finally:
         registry.close()
-        return 4
-    run = registry.get_run(run_id)
-    run_dir = Path(run["run_dir"])
+
+
+def work(registry: Any, run: dict, place: Place) -> int:
+    """Run the stage of `run`, recorded through `registry` (a `Registry`, or what stands for it on a
+    Ray node); returns the process exit code (0 finished, 1 failed, 3 killed, 4 not started)."""
+    run_id, run_dir = run["id"], place.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    registry.start_run(run_id, pid=os.getpid(), host=socket.gethostname(), device="starting")
+    registry.start_run(run_id, pid=os.getpid(), host=socket.gethostname(), device="starting", node=place.node)
     reporter = None
     try:
         import torch
@@ -74,10 +106,9 @@ def run_worker(run_id: str, runs_dir: Path, after: str | None = None) -> int:
             resume = torch.load(run_dir / CHECKPOINT, weights_only=True)
             registry.delete_rows_after(run_id, resume["position"]["step"])
             print(f"[info] resuming from step {resume['position']['step']}", flush=True)
-        reporter = RunReporter(registry.path, run_id, run_dir, hparams=run["config"])
+        reporter = RunReporter(place.open_sink, run_id, run_dir, hparams=run["config"], on_files=place.on_files)
         signal.signal(signal.SIGTERM, lambda signum, frame: reporter.request_stop())
-        parent_dir = Path(registry.get_run(run["parent_id"])["run_dir"]) if run.get("parent_id") else None
-        summary = run_stage(run["stage"], recipe, run_dir, parent_dir, reporter, resume=resume)
+        summary = run_stage(run["stage"], recipe, run_dir, place.parent_dir, reporter, resume=resume)
         reporter.close()
         reporter = None
         print(json.dumps(summary), flush=True)
@@ -98,8 +129,6 @@ def run_worker(run_id: str, runs_dir: Path, after: str | None = None) -> int:
         traceback.print_exc()
         registry.finish_run(run_id, "failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
         return 1
-    finally:
-        registry.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +136,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_id")
     parser.add_argument("--runs", default="runs", help="the runs folder holding registry.db")
     parser.add_argument("--after", metavar="RUN", help="get ready now, start when run RUN has finished")
+    parser.add_argument("--head-fd", type=int, metavar="FD",
+                        help="on a Ray node: reach the head's registry through the socket FD of the Ray task that "
+                             "started this worker, with --runs a scratch folder (ssnas.cluster)")
+    parser.add_argument("--node", help="with --head-fd: the Ray node's name, recorded on the run")
     args = parser.parse_args(argv)
+    if args.head_fd is not None:
+        from ssnas.cluster.link import run_linked_worker
+
+        return run_linked_worker(args.run_id, Path(args.runs), args.head_fd, args.node)
     return run_worker(args.run_id, Path(args.runs), args.after)
 
 

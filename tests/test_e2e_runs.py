@@ -52,6 +52,9 @@ def test_a_pipeline_links_its_stages_and_diffs_against_the_baseline(tmp_path, ru
     assert by_stage["finetune"]["parent_id"] == by_stage["pretrain"]["id"]
     assert len({r["group_id"] for r in by_stage.values()}) == 1
     assert all(r["status"] == "finished" for r in by_stage.values())
+    # pretrain got ready while the search ran (whether finetune could too depends on timing)
+    log = (runs / by_stage["pretrain"]["id"] / "log.txt").read_text()
+    assert f"waiting for parent {by_stage['search']['id']}" in log
     searched = json.loads((runs / by_stage["search"]["id"] / "genotype.json").read_text())
     trained = json.loads((runs / by_stage["finetune"]["id"] / "genotype.json").read_text())
     assert searched == trained
@@ -60,6 +63,13 @@ def test_a_pipeline_links_its_stages_and_diffs_against_the_baseline(tmp_path, ru
     assert by_stage["finetune"]["test_f1"] == pytest.approx(results["test"]["weighted"])
     diff = ssnas(runs, "diff", by_stage["search"]["id"][:6], "--baseline", "bmnas-mmimdb", check=True).stdout
     assert "similarity" in diff
+
+
+def test_eager_runs_the_plain_path_and_says_so_in_the_config(tmp_path, runs):
+    ssnas(runs, "run", str(tiny_recipe(tmp_path)), "--eager", check=True)
+    [run] = runs_json(runs)
+    config = Registry(runs / "registry.db", create=False).get_run(run["id"])["config"]
+    assert run["status"] == "finished" and config["run"]["eager"] is True
 
 
 def test_a_sweep_makes_sibling_runs_in_one_group_four_at_once(tmp_path, runs):

@@ -71,14 +71,17 @@ def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_paral
 @click.option("--detach", is_flag=True, help="Return at once; the runs go on in the background.")
 @click.option("--gpus", help="GPU indices to spread workers over, e.g. 0,1 (default: all found; CPU when none).")
 @click.option("--max-parallel", type=int, help="Workers at once (default: one per GPU, or 1 on CPU).")
+@click.option("--eager", is_flag=True, help="The plain compute path (run.eager): for comparison and debugging.")
 @pass_workspace
 @reports_errors
 def run(workspace: Workspace, recipe: str, overrides: tuple[str, ...], detach: bool, gpus: str | None,
-        max_parallel: int | None) -> None:
+        max_parallel: int | None, eager: bool) -> None:
     """Validate a recipe, record its runs, and run their workers."""
     from ssnas.recipe import load_recipe
     from ssnas.submit import submit_recipe
 
+    if eager:
+        overrides = (*overrides, "run.eager=true")
     load_recipe(recipe, overrides)  # every error before the registry is touched
     registry = workspace.registry(create=True)
     group_id, run_ids = submit_recipe(registry, workspace.runs_dir, recipe, overrides)
