@@ -116,9 +116,8 @@ def test_sigterm_checkpoints_and_resume_matches_an_uninterrupted_run(tmp_path, r
     steps_before = len(registry.metrics(run["id"], key="loss"))
     assert 10 <= steps_before < len(expected)
 
-    done = ssnas(runs, "resume", run["id"][:8], check=True)
+    ssnas(runs, "resume", run["id"][:8], check=True)
     resumed = registry.get_run(run["id"])
-    import time; print("DEBUG", resumed["error"], resumed["ended_at"], resumed["started_at"], resumed["pid"], time.time(), Registry(runs / "registry.db").get_run(run["id"])["status"])
     assert resumed["status"] == "finished" and resumed["id"] == run["id"]
     losses = registry.metrics(run["id"], key="loss")
     assert [m["step"] for m in losses] == list(range(1, len(expected) + 1))
