@@ -24,24 +24,28 @@ import time
 SHAPES = {"maps": 4, "map_channels": 512, "side": 4, "vectors": (64, 128), "classes": 23}
 
 
-def mmimdb_shaped(steps: int, batch: int, search: bool = True):
-    """Random features at BM-NAS's MM-IMDB shapes, enough for one epoch of `steps` steps, and its space."""
+def mmimdb_sized(train: int, dev: int = 1, test: int = 1):
+    """Random features at BM-NAS's MM-IMDB shapes with the given split sizes, and its search space."""
     import torch
 
     from ssnas.data.pyramids import FeatureSet
     from ssnas.nas.space import SpaceConfig
 
-    n_train = (2 if search else 1) * batch * steps  # a search splits the training rows in two halves
-    n = n_train + 2
+    n = train + dev + test
     g = torch.Generator().manual_seed(0)
     maps = tuple(torch.randn(n, SHAPES["map_channels"], SHAPES["side"], SHAPES["side"], generator=g)
                  for _ in range(SHAPES["maps"]))
     vectors = tuple(torch.randn(n, d, generator=g) for d in SHAPES["vectors"])
     labels = (torch.rand(n, SHAPES["classes"], generator=g) < 0.1).to(torch.uint8)
     idx = torch.arange(n)
-    features = FeatureSet(("image", "text"), (maps, vectors), {"train": idx[:n_train], "dev": idx[n_train:n_train + 1],
-                          "test": idx[n_train + 1:]}, labels=labels)
+    splits = {"train": idx[:train], "dev": idx[train:train + dev], "test": idx[train + dev:]}
+    features = FeatureSet(("image", "text"), (maps, vectors), splits, labels=labels)
     return features, SpaceConfig(cells=2, steps=1, channels=192, positions=16, cell_multiplier=2)
+
+
+def mmimdb_shaped(steps: int, batch: int, search: bool = True):
+    """Enough MM-IMDB-shaped rows for one epoch of `steps` steps (a search splits them in two halves)."""
+    return mmimdb_sized((2 if search else 1) * batch * steps)
 
 
 STAGES = ("search:supervised", "search:ssl", "pretrain", "finetune")
