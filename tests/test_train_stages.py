@@ -121,3 +121,14 @@ def test_a_stopped_stage_resumes_exactly_where_it_stopped(tiny_features, tiny_sp
         assert resumed.test == full.test and resumed.threshold == full.threshold
     else:
         assert resumed.dev_loss == full.dev_loss
+
+
+def test_node_data_that_does_not_fit_the_device_batches_the_same_from_host_memory(tiny_features):
+    from ssnas.stages.training import NodeData
+
+    resident = NodeData(tiny_features, 4, torch.device("cpu"))
+    streamed = NodeData(tiny_features, 4, torch.device("cpu"), device_budget=0)
+    assert resident.resident and not streamed.resident
+    index = torch.tensor([5, 0, 17, 3])
+    for a, b in zip(resident.batch(index), streamed.batch(index)):
+        assert torch.equal(a, b)

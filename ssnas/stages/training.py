@@ -81,18 +81,32 @@ def stop_if_asked(reporter: Reporter, stage: str, position: Position, checkpoint
 
 
 class NodeData:
-    """A dataset's input nodes (pooled once) held as contiguous tensors on the training device."""
+    """A dataset's input nodes (pooled once) held as contiguous tensors: on the training device
+    when they fit in half of its free memory, else in host memory, each batch gathered there and
+    copied over."""
 
-    def __init__(self, features: FeatureSet, positions: int, device: torch.device) -> None:
-        self.levels = [level.to(device) for level in input_nodes(features, positions)]
+    def __init__(self, features: FeatureSet, positions: int, device: torch.device,
+                 device_budget: int | None = None) -> None:
+        levels = input_nodes(features, positions)
+        size = sum(level.numel() * level.element_size() for level in levels)
+        if device_budget is None:
+            device_budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else size
+        self.resident = size <= device_budget
+        if self.resident:
+            self.levels = [level.to(device) for level in levels]
+        else:
+            self.levels = levels
         self.in_channels = [level.shape[-1] for level in self.levels]
         self.node_names = features.node_names
         self.node_modality = features.node_modality
         self.device = device
 
     def batch(self, index: torch.Tensor) -> list[torch.Tensor]:
-        index = index.to(self.device)
-        return [level.index_select(0, index) for level in self.levels]
+        if self.resident:
+            index = index.to(self.device)
+            return [level.index_select(0, index) for level in self.levels]
+        index = index.cpu()
+        return [level.index_select(0, index).to(self.device) for level in self.levels]
 
 
 def batch_indices(
