@@ -27,3 +27,7 @@ class RegistryError(SsnasError, ValueError):
 
 class RecipeError(SsnasError, ValueError):
     """A recipe (TOML file, --set override or stored config) that cannot run (names the file and the key)."""
+
+
+class ClusterError(SsnasError, RuntimeError):
+    """A Ray cluster that cannot be used: Ray not installed, no cluster at the address, no head there."""

@@ -1,9 +1,10 @@
 """Queue runs, give each a device, start their workers through an Executor, and wait for them.
 
-`Executor` is the seam other engines plug into (a Ray executor comes later): it starts one
-worker for one run and can say whether it is still alive, show its log, and cancel it. The
-`Scheduler` knows nothing of processes: it starts runs whose parent has finished, at most
-`max_parallel` at once, one device slot each (a GPU index through CUDA_VISIBLE_DEVICES, or the CPU).
+`Executor` is the seam other engines plug into (`LocalExecutor` here, `RayExecutor` in
+ssnas.cluster.executor): it starts one worker for one run and can say whether it is still alive,
+show its log, and cancel it. The `Scheduler` knows nothing of processes: it starts runs whose
+parent has finished, at most `max_parallel` at once, one device slot each (a GPU index through
+CUDA_VISIBLE_DEVICES, or the CPU).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ssnas.registry import TERMINAL, Registry
+
+if TYPE_CHECKING:
+    from ssnas.cluster import RayOptions
 
 
 @dataclass(frozen=True)
@@ -273,6 +277,17 @@ def device_slots(gpus: Sequence[str] | None, max_parallel: int | None) -> tuple[
     return [None] * count, count
 
 
+def open_executor(name: str, registry: Registry, runs_dir: Path, cpu_threads: int | None = None,
+                  ray_options: RayOptions | None = None) -> Executor:
+    """The executor that runs' `executor` column names: local subprocesses, or tasks on a Ray cluster."""
+    if name == "ray":
+        from ssnas.cluster import RayOptions
+        from ssnas.cluster.executor import RayExecutor
+
+        return RayExecutor(registry, runs_dir, ray_options or RayOptions())
+    return LocalExecutor(registry, runs_dir, cpu_threads)
+
+
 def host_name() -> str:
     return socket.gethostname()
 
@@ -286,11 +301,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs")
     parser.add_argument("--gpus", default="")
     parser.add_argument("--max-parallel", type=int, default=None)
+    parser.add_argument("--executor", choices=("local", "ray"), default="local")
+    parser.add_argument("--address", help="with --executor ray: the cluster")
+    parser.add_argument("--ray-cpus", type=int, default=1)
+    parser.add_argument("--ray-resource", action="append", default=[], metavar="NAME=AMOUNT")
     args = parser.parse_args(argv)
     runs_dir = Path(args.runs)
     registry = Registry(runs_dir / "registry.db", create=False)
     slots, parallel = device_slots([g for g in args.gpus.split(",") if g], args.max_parallel)
-    Scheduler(registry, LocalExecutor(registry, runs_dir), slots, parallel).run(args.run_ids, interval=1.0)
+    ray_options = None
+    if args.executor == "ray":
+        from ssnas.cluster import RayOptions, parse_resources
+
+        ray_options = RayOptions(args.address, args.ray_cpus, parse_resources(args.ray_resource))
+    executor = open_executor(args.executor, registry, runs_dir, ray_options=ray_options)
+    Scheduler(registry, executor, slots, parallel).run(args.run_ids, interval=1.0)
     return 0
 
 

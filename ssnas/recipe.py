@@ -45,7 +45,7 @@ Field = tuple[str, str, Any]
 
 STAGES: tuple[str, ...] = ("search", "pretrain", "finetune")
 RUN_STAGES: tuple[str, ...] = (*STAGES, "pipeline")
-EXECUTORS: tuple[str, ...] = ("local",)
+EXECUTORS: tuple[str, ...] = ("local", "ray")  # ssnas.launcher.open_executor
 DATASET_KINDS: tuple[str, ...] = ("synthetic", "mmimdb", "features")  # mirrors ssnas.data.datasets
 VIEW_POLICIES: tuple[str, ...] = ("cross_modal", "instance")  # mirrors ssnas.data.views
 MMIMDB_PIXELS: tuple[str, ...] = ("auto", "rgb", "caffe_bgr")  # mirrors ssnas.data.mmimdb.Pixels
@@ -842,6 +842,8 @@ def _read_arms(raw: Any, sweep: Mapping[str, list]) -> dict[str, dict[str, Any]]
                 raise _Invalid(at, _unknown(key, key, list(LEAVES), "key"))
             if key in UNARMED:
                 raise _Invalid(at, "an arm cannot rename its runs (they are named after the recipe and the arm)")
+            if key == "run.executor":
+                raise _Invalid(at, "an arm cannot change the executor (the runs of one recipe start together)")
             if key in sweep:
                 raise _Invalid(at, f"also swept (sweep.{key}): the sweep would override the arm")
             checked[key] = _coerce(LEAVES[key], value, at)

@@ -5,15 +5,21 @@ A flusher thread owns both writers (SQLite connections and event writers stay on
 writes every `flush_every` seconds in batches, together with the run's heartbeat and progress.
 Checkpoints are the exception: they are written synchronously, after a flush, so that every row a
 checkpoint covers is in the registry before the checkpoint counts.
+
+The rows go to a `ReportSink`: the registry file itself on the machine that holds it, or, on a Ray
+node, a link to the registry on the head (ssnas.cluster), which also ships the run's files there
+whenever `on_files` says they changed.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -48,12 +54,31 @@ def arch_tag(kind: str, cell: int, step: int | None, slot: int | None, choice: s
     return "/".join([*parts, choice])
 
 
-class RunReporter:
-    """Reporter of one worker's run (see `ssnas.reporting.Reporter`)."""
+class ReportSink(Protocol):
+    """Where a reporter's rows go: what it uses of `Registry`."""
 
-    def __init__(self, registry_path: Path, run_id: str, run_dir: Path, hparams: dict[str, Any],
-                 flush_every: float = 1.0) -> None:
-        self.registry_path = Path(registry_path)
+    def add_metrics(self, rows: Iterable[tuple]) -> None: ...
+    def add_arch_weights(self, rows: Iterable[tuple]) -> None: ...
+    def add_genotype(self, run_id: str, step: int, epoch: int, genotype_json: str) -> None: ...
+    def add_events(self, rows: Iterable[tuple]) -> None: ...
+    def heartbeat(self, run_id: str, progress: float | None = None) -> None: ...
+    def close(self) -> None: ...
+
+
+class RunReporter:
+    """Reporter of one worker's run (see `ssnas.reporting.Reporter`).
+
+    `sink` is a registry file, or a function that opens the sink (called on the flusher thread,
+    which then owns it). `on_files`, when given, is called after the run's files changed (event
+    files flushed, a checkpoint written), from the thread that changed them.
+    """
+
+    def __init__(self, sink: Path | Callable[[], ReportSink], run_id: str, run_dir: Path, hparams: dict[str, Any],
+                 flush_every: float = 1.0, on_files: Callable[[], None] | None = None) -> None:
+        if isinstance(sink, (str, Path)):
+            sink = functools.partial(Registry, Path(sink), create=False)
+        self._open_sink = sink
+        self._on_files = on_files
         self.run_id = run_id
         self.run_dir = Path(run_dir)
         self.flush_every = flush_every
@@ -106,6 +131,8 @@ class RunReporter:
         tmp = path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, path)
+        if self._on_files is not None:
+            self._on_files()
         self.event(f"checkpoint after epoch {epoch} (step {state['position']['step']})")
 
     # --- control ---
@@ -134,7 +161,7 @@ class RunReporter:
         from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams
 
-        registry = Registry(self.registry_path, create=False)
+        sink = self._open_sink()
         writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
         try:
             # hyperparameters written into this run's own event file (add_hparams would start a new run)
@@ -144,7 +171,7 @@ class RunReporter:
                 if self._generation >= self._requested:
                     self._flush_now.wait(self.flush_every)
                 self._flush_now.clear()
-                self._write(registry, writer)
+                self._write(sink, writer)
                 with self._lock:
                     self._generation += 1
                     self._flushed.notify_all()
@@ -156,26 +183,28 @@ class RunReporter:
                 self._flushed.notify_all()
         finally:
             writer.close()
-            registry.close()
+            sink.close()
 
-    def _write(self, registry: Registry, writer: Any) -> None:
+    def _write(self, sink: ReportSink, writer: Any) -> None:
         with self._lock:
             metrics, self._metrics = self._metrics, []
             arch, self._arch = self._arch, []
             genotypes, self._genotypes = self._genotypes, []
             events, self._events = self._events, []
         if metrics:
-            registry.add_metrics(metrics)
+            sink.add_metrics(metrics)
             for _, step, _, split, key, value, wall in metrics:
                 writer.add_scalar(f"{key}/{split}" if split else key, value, step, walltime=wall)
         if arch:
-            registry.add_arch_weights(arch)
+            sink.add_arch_weights(arch)
             for _, step, _, kind, cell, step_index, slot, choice, weight in arch:
                 writer.add_scalar(arch_tag(kind, cell, step_index, slot, choice), weight, step)
         for step, epoch, genotype in genotypes:
-            registry.add_genotype(self.run_id, step, epoch, genotype.to_json())
+            sink.add_genotype(self.run_id, step, epoch, genotype.to_json())
             writer.add_text("genotype", "    " + genotype.describe().replace("\n", "\n    "), step)
         if events:
-            registry.add_events(events)
-        registry.heartbeat(self.run_id, self._progress)
+            sink.add_events(events)
+        sink.heartbeat(self.run_id, self._progress)
         writer.flush()
+        if self._on_files is not None:
+            self._on_files()

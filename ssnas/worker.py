@@ -69,7 +69,8 @@ def wait_for_parent(registry: Registry, parent_id: str, poll: float = 0.05) -> b
 
 
 def run_worker(run_id: str, runs_dir: Path, after: str | None = None) -> int:
-    """Run the stage against this machine's registry file; returns the exit code (see `work`)."""
+    """Run the stage against this machine's registry file; returns the exit code (`work`'s, or 4 when
+    the parent it waited for did not finish)."""
     registry = Registry(runs_dir / "registry.db", create=False)
     try:
         if after is not None and not wait_for_parent(registry, after):
@@ -85,7 +86,7 @@ def run_worker(run_id: str, runs_dir: Path, after: str | None = None) -> int:
 
 def work(registry: Any, run: dict, place: Place) -> int:
     """Run the stage of `run`, recorded through `registry` (a `Registry`, or what stands for it on a
-    Ray node); returns the process exit code (0 finished, 1 failed, 3 killed, 4 not started)."""
+    Ray node); returns the process exit code (0 finished, 1 failed, 3 killed)."""
     run_id, run_dir = run["id"], place.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     registry.start_run(run_id, pid=os.getpid(), host=socket.gethostname(), device="starting", node=place.node)

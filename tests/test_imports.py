@@ -5,13 +5,13 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "torchvision", "transformers", "tensorboard", "textual")
+HEAVY = ("torch", "torchvision", "transformers", "tensorboard", "textual", "ray")
 
 
 @pytest.mark.parametrize(
     "module",
     ["ssnas", "ssnas.errors", "ssnas.nas.genotype", "ssnas.nas.derive", "ssnas.nas.vocabulary", "ssnas.nas.space",
-     "ssnas.baselines", "ssnas.stages.config", "ssnas.cli"],
+     "ssnas.baselines", "ssnas.stages.config", "ssnas.cli", "ssnas.cluster.executor", "ssnas.cluster.link"],
 )
 def test_light_modules_import_no_heavy_library(module):
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"

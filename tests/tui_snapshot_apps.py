@@ -140,6 +140,8 @@ RUNS: tuple[tuple, ...] = (
      "killed by the user"),
 )
 
+RAY_NODES = {"d2c41a0e7b11": "gpu-node-1", "d7e02b9c4a22": "gpu-node-2"}  # the sweep ran on a Ray cluster
+
 LOG_LINES = (
     "2025-06-15 10:06:40 info     run a3f9c2e1b7d0 (mmimdb-ssl, search) on cuda:0",
     "2025-06-15 10:06:41 info     data: synthetic mmimdb-like, 1,536 train / 512 dev, label ratio 0.1",
@@ -201,7 +203,9 @@ def fill_registry(runs_dir: Path) -> Path:
             if since is not None:
                 started = CLOCK - 60 * since
                 fields.update(started_at=started, heartbeat_at=started + 60 * (took or since),
-                              device="cuda:0", host=this_host(), pid=os.getpid() if status == "running" else None)
+                              device="cuda:0", host=this_host(), pid=os.getpid() if status == "running" else None,
+                              node=RAY_NODES.get(run_id, "workstation"),
+                              executor="ray" if run_id in RAY_NODES else "local")
                 if took is not None:
                     fields["ended_at"] = started + 60 * took
             registry.update_run(run_id, **fields)

@@ -325,6 +325,8 @@ def kill_run(reader: RegistryReader, run_id: str) -> ActionResult:
     registry = reader.require()
     run = registry.get_run(run_id)
     short = run["id"][:8]
+    if run["status"] in ("queued", "running") and run.get("executor") == "ray":
+        return run_cli(reader.runs_dir, "kill", run["id"])  # through its cluster, as `ssnas kill` (no Ray in here)
     if run["status"] == "queued":
         registry.finish_run(run["id"], "killed", error="cancelled before it started")
     elif run["status"] == "running":

@@ -252,6 +252,7 @@ def run_fields(workspace: Workspace, registry: Registry, run: dict) -> list[tupl
         ("children", ", ".join(f"{c['id'][:SHORT_ID]} ({c['stage']}, {status_text(c['status'])})"
                                for c in children) or "-"),
         ("device", run["device"] or "-"), ("host", run["host"] or "-"), ("pid", number(run["pid"], "d")),
+        ("executor", run["executor"] or "local"), ("node", run["node"] or "-"),
         ("git commit", run["git_commit"] or "-"),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "-"),
         ("created", local_time(run["created_at"])), ("started", local_time(run["started_at"])),

@@ -2,16 +2,73 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ssnas.commands.common import Workspace, emit, pass_workspace, reports_errors
 
+if TYPE_CHECKING:
+    from ssnas.cluster import RayOptions
+    from ssnas.cluster.executor import RayExecutor
+
 RESUMABLE = ("killed", "failed", "lost")
+
+
+def _resources(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> dict[str, float]:
+    """--ray-resource pairs, checked as they are parsed (a usage error, before anything is recorded)."""
+    from ssnas.cluster import parse_resources
+    from ssnas.errors import ClusterError
+
+    try:
+        return parse_resources(pairs)
+    except ClusterError as error:
+        raise click.BadParameter(str(error).split(": ", 1)[-1]) from None
+
+
+def ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--address, --ray-cpus and --ray-resource, handed to the command as one `ray` (a RayOptions)."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, address: str | None, ray_cpus: int, ray_resources: dict[str, float], **kwargs: Any) -> Any:
+        from ssnas.cluster import RayOptions
+
+        return command(*args, ray=RayOptions(address, ray_cpus, ray_resources), **kwargs)
+
+    options = [
+        click.option("--address", help="Ray runs: the cluster's HOST:PORT (default: $RAY_ADDRESS, then the "
+                                       "cluster this runs folder used last, then one started on this machine)."),
+        click.option("--ray-cpus", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Ray runs: CPUs each run asks for (a CUDA run asks for one GPU as well)."),
+        click.option("--ray-resource", "ray_resources", multiple=True, metavar="NAME=AMOUNT", callback=_resources,
+                     help="Ray runs: a custom resource each run asks for, e.g. big_memory=1 (repeatable)."),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def _connect(workspace: Workspace, executors: Sequence[str], gpus: str | None, ray: RayOptions) -> RayExecutor | None:
+    """The Ray executor when these runs go to Ray, connected before any run is created or queued again."""
+    names = sorted(set(executors))
+    if len(names) > 1:
+        raise click.ClickException(f"these runs use different executors ({', '.join(names)}): start them separately")
+    if names != ["ray"]:
+        return None
+    if gpus is not None:
+        raise click.UsageError("--gpus picks this machine's GPUs; Ray gives each run its own")
+    from ssnas.cluster import import_ray
+    from ssnas.launcher import open_executor
+
+    import_ray()  # not installed: one line, before the registry is touched
+    return open_executor("ray", workspace.registry(create=True), workspace.runs_dir, ray_options=ray)
 
 
 def _slots(gpus: str | None) -> list[str] | None:
@@ -22,16 +79,23 @@ def _slots(gpus: str | None) -> list[str] | None:
     return [g.strip() for g in gpus.split(",") if g.strip()] or None
 
 
-def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_parallel: int | None, detach: bool) -> None:
-    """Run the queued `run_ids` in the foreground (live progress) or hand them to a detached scheduler."""
+def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_parallel: int | None, detach: bool,
+           on_ray: RayExecutor | None = None) -> None:
+    """Run the queued `run_ids` in the foreground (live progress) or hand them to a detached scheduler;
+    on Ray (`on_ray`, see `_connect`) when given, all at once unless `max_parallel` says otherwise."""
     from ssnas.launcher import LocalExecutor, Scheduler, device_slots
 
-    slots, parallel = device_slots(_slots(gpus), max_parallel)
+    if on_ray is not None:  # Ray places the runs and queues them for resources: all submitted at once
+        slots, parallel = device_slots(None, max_parallel or len(run_ids))
+    else:
+        slots, parallel = device_slots(_slots(gpus), max_parallel)
     if detach:
         command = [sys.executable, "-m", "ssnas.launcher", "--runs", str(workspace.runs_dir),
                    "--max-parallel", str(parallel), *run_ids]
         if slots and slots[0] is not None:
             command += ["--gpus", ",".join(s for s in slots if s is not None)]
+        if on_ray is not None:  # the background launcher joins the cluster this process reached
+            command += ["--executor", "ray", *dataclasses.replace(on_ray.options, address=on_ray.address).argv()]
         log = open(workspace.runs_dir / "launcher.log", "ab")  # noqa: SIM115 - handed to the child
         subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                          start_new_session=True)
@@ -47,7 +111,8 @@ def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_paral
 
         cpu_threads = max(1, len(os.sched_getaffinity(0)) // parallel)
     view = LaunchView(registry, run_ids)
-    scheduler = Scheduler(registry, LocalExecutor(registry, workspace.runs_dir, cpu_threads), slots, parallel)
+    executor = on_ray or LocalExecutor(registry, workspace.runs_dir, cpu_threads)
+    scheduler = Scheduler(registry, executor, slots, parallel)
     try:
         scheduler.run(run_ids, on_tick=view.tick)
     except KeyboardInterrupt:
@@ -72,21 +137,27 @@ def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_paral
 @click.option("--gpus", help="GPU indices to spread workers over, e.g. 0,1 (default: all found; CPU when none).")
 @click.option("--max-parallel", type=int, help="Workers at once (default: one per GPU, or 1 on CPU).")
 @click.option("--eager", is_flag=True, help="The plain compute path (run.eager): for comparison and debugging.")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="Where the workers run (run.executor): this machine, or a Ray cluster (default: the recipe's).")
+@ray_options
 @pass_workspace
 @reports_errors
 def run(workspace: Workspace, recipe: str, overrides: tuple[str, ...], detach: bool, gpus: str | None,
-        max_parallel: int | None, eager: bool) -> None:
+        max_parallel: int | None, eager: bool, executor: str | None, ray: RayOptions) -> None:
     """Validate a recipe, record its runs, and run their workers."""
     from ssnas.recipe import load_recipe
     from ssnas.submit import submit_recipe
 
     if eager:
         overrides = (*overrides, "run.eager=true")
-    load_recipe(recipe, overrides)  # every error before the registry is touched
+    if executor:
+        overrides = (*overrides, f"run.executor={executor}")
+    loaded = load_recipe(recipe, overrides)  # every error before the registry is touched
+    on_ray = _connect(workspace, [loaded.run.executor], gpus, ray)
     registry = workspace.registry(create=True)
     group_id, run_ids = submit_recipe(registry, workspace.runs_dir, recipe, overrides)
     click.echo(f"group {group_id}: {len(run_ids)} run(s) queued")
-    _start(workspace, run_ids, gpus, max_parallel, detach)
+    _start(workspace, run_ids, gpus, max_parallel, detach, on_ray)
 
 
 @click.group()
@@ -111,23 +182,31 @@ def recipe_show(path: str, overrides: tuple[str, ...]) -> None:
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True)
+@click.option("--address", help="Ray runs: the cluster's HOST:PORT (default: the one they were started on).")
 @pass_workspace
 @reports_errors
-def kill(workspace: Workspace, runs: tuple[str, ...]) -> None:
+def kill(workspace: Workspace, runs: tuple[str, ...], address: str | None) -> None:
     """Stop runs: a running worker checkpoints and ends killed; a queued run never starts."""
     from ssnas.launcher import LocalExecutor
 
     registry = workspace.registry()
-    executor = LocalExecutor(registry, workspace.runs_dir)
-    for prefix in runs:
-        run_ = registry.get_run(prefix)
+    targets = [registry.get_run(prefix) for prefix in runs]
+    stopping = [t for t in targets if t["status"] in ("queued", "running")]
+    for run_ in stopping:
         if run_["status"] == "queued":
             registry.finish_run(run_["id"], "killed", error="cancelled before it started")
-        elif run_["status"] == "running":
-            executor.cancel(run_["id"])
-        else:
+    on_ray = [t["id"] for t in stopping if t["executor"] == "ray"]
+    if on_ray:  # a Ray run's task may be starting its worker: it sees the stop after the status
+        from ssnas.cluster.executor import request_stops
+
+        request_stops(workspace.runs_dir, address, on_ray)
+    executor = LocalExecutor(registry, workspace.runs_dir)
+    for run_ in targets:
+        if run_ not in stopping:
             click.echo(f"{run_['id'][:8]} is already {run_['status']}")
             continue
+        if run_["status"] == "running" and run_["executor"] != "ray":
+            executor.cancel(run_["id"])
         click.echo(f"{run_['id'][:8]} asked to stop")
 
 
@@ -135,9 +214,10 @@ def kill(workspace: Workspace, runs: tuple[str, ...]) -> None:
 @click.argument("run_id", metavar="RUN")
 @click.option("--detach", is_flag=True, help="Return at once.")
 @click.option("--gpus", help="GPU indices (default: all found; CPU when none).")
+@ray_options
 @pass_workspace
 @reports_errors
-def resume(workspace: Workspace, run_id: str, detach: bool, gpus: str | None) -> None:
+def resume(workspace: Workspace, run_id: str, detach: bool, gpus: str | None, ray: RayOptions) -> None:
     """Continue a killed, failed or lost run from its last checkpoint, under the same id (and its queued children)."""
     registry = workspace.registry()
     run_ = registry.get_run(run_id)
@@ -149,9 +229,10 @@ def resume(workspace: Workspace, run_id: str, detach: bool, gpus: str | None) ->
         if not children:
             break
         chain.append(children[0]["id"])
+    on_ray = _connect(workspace, [registry.get_run(member)["executor"] for member in chain], gpus, ray)
     for member in chain:
         registry.update_run(member, status="queued", error=None, ended_at=None)
-    _start(workspace, chain, gpus, None, detach)
+    _start(workspace, chain, gpus, None, detach, on_ray)
 
 
 @click.command()
@@ -160,15 +241,17 @@ def resume(workspace: Workspace, run_id: str, detach: bool, gpus: str | None) ->
 @click.option("--detach", is_flag=True, help="Return at once.")
 @click.option("--gpus", help="GPU indices (default: all found; CPU when none).")
 @click.option("--max-parallel", type=int)
+@ray_options
 @pass_workspace
 @reports_errors
 def rerun(workspace: Workspace, runs: tuple[str, ...], failed: bool, detach: bool, gpus: str | None,
-          max_parallel: int | None) -> None:
+          max_parallel: int | None, ray: RayOptions) -> None:
     """Run runs again from the start as new runs with the same recipe (and the same parent)."""
     registry = workspace.registry()
     if failed == bool(runs):
         raise click.UsageError("give RUN ids or --failed, not both")
     originals = registry.runs(status=list(RESUMABLE), limit=None) if failed else [registry.get_run(r) for r in runs]
+    on_ray = _connect(workspace, [original["executor"] for original in originals], gpus, ray)
     renamed: dict[str, str] = {}  # a child rerun with its parent hangs under the parent's new run
     for original in sorted(originals, key=lambda r: r["created_at"]):
         full = registry.get_run(original["id"])
@@ -185,7 +268,7 @@ def rerun(workspace: Workspace, runs: tuple[str, ...], failed: bool, detach: boo
         click.echo("nothing to rerun")
         return
     click.echo(f"{len(new_ids)} run(s) queued again")
-    _start(workspace, new_ids, gpus, max_parallel, detach)
+    _start(workspace, new_ids, gpus, max_parallel, detach, on_ray)
 
 
 @click.command()

@@ -257,6 +257,7 @@ class RunScreen(Screen):
             ("dataset", run.get("dataset") or "-"), ("label ratio", number(run.get("label_ratio"), "g")),
             ("seed", number(run.get("seed"), "d")), ("parent", run.get("parent_id") or "-"),
             ("group", run.get("group_id") or "-"), ("device", run.get("device") or "-"),
+            ("executor", run.get("executor") or "local"), ("node", run.get("node") or "-"),
             ("host", run.get("host") or "-"), ("pid", number(run.get("pid"), "d")),
             ("created", local_time(run.get("created_at"))), ("started", local_time(run.get("started_at"))),
             ("ended", local_time(run.get("ended_at"))), ("recipe", run.get("recipe_path") or "-"),

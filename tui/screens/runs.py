@@ -35,12 +35,13 @@ STATUS_ORDER = {status: i for i, status in enumerate(("running", "queued", "lost
 # (column key, header label): the table's columns in order; "group" leads them when grouped.
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "id"), ("name", "name"), ("stage", "stage"), ("objective", "objective"), ("dataset", "dataset"),
-    ("r", "r"), ("status", "status"), ("progress", "prog"), ("elapsed", "elapsed"), ("loss", "loss"),
-    ("f1", "best F1"),
+    ("r", "r"), ("node", "node"), ("status", "status"), ("progress", "prog"), ("elapsed", "elapsed"),
+    ("loss", "loss"), ("f1", "best F1"),
 )
 GROUP_COLUMN = ("group", "group")
-NARROW = 100  # below this many columns the table leaves out objective, dataset and r (the run view has them)
-NARROW_HIDDEN = ("objective", "dataset", "r")
+NARROW = 100  # below this many columns the table leaves out objective, dataset, r and node (the run view has them)
+NARROW_HIDDEN = ("objective", "dataset", "r", "node")
+NODE_WIDTH = 16  # a long host name is shortened in the middle
 NARROW_NAME = 14  # and shortens long names in the middle, so that the scores stay on an 80-column screen
 
 # What each sort key orders by (None sorts last in either direction), and its first direction.
@@ -52,13 +53,15 @@ SORTS: dict[str, tuple[Callable[[dict, float], Any], bool]] = {
     "objective": (lambda run, now: run.get("objective"), False),
     "dataset": (lambda run, now: run.get("dataset"), False),
     "r": (lambda run, now: run.get("label_ratio"), False),
+    "node": (lambda run, now: run.get("node"), False),
     "status": (lambda run, now: STATUS_ORDER.get(run.get("status"), 99), False),
     "progress": (lambda run, now: run.get("progress"), True),
     "elapsed": (lambda run, now: elapsed_seconds(run, now), True),
     "loss": (lambda run, now: run.get("latest_loss"), False),
     "f1": (lambda run, now: run.get("best_f1"), True),
 }
-SEARCHED_FIELDS = ("id", "name", "stage", "objective", "dataset", "status", "group_id", "parent_id", "device", "host")
+SEARCHED_FIELDS = ("id", "name", "stage", "objective", "dataset", "status", "group_id", "parent_id", "device", "host",
+                   "node", "executor")
 
 
 class RunIdText(Text):
@@ -90,6 +93,7 @@ def run_cells(run: dict, now: float, marked: bool = False) -> dict[str, Any]:
         "id": RunIdText(run["id"], marked), "name": Text(run.get("name") or "-"),
         "stage": Text(run.get("stage") or "-"), "objective": Text(run.get("objective") or "-"),
         "dataset": Text(run.get("dataset") or "-"), "r": Text(number(run.get("label_ratio"), "g")),
+        "node": middle_ellipsis(run.get("node") or "-", NODE_WIDTH),  # where the worker ran (a Ray node or this host)
         "status": status_cell(run.get("status") or "?"),
         "progress": Text(progress, justify="right"),
         "elapsed": Text(duration(elapsed_seconds(run, now)), justify="right"),
