@@ -143,3 +143,14 @@ def test_compiled_stages_follow_the_eager_curve(tiny_features, tiny_space):
     # the classifier's dropout draws compiled masks of its own: close, not equal
     assert searched[True][1] == pytest.approx(searched[False][1], rel=2e-2)
     assert searched[True][2] == searched[False][2]
+
+
+def test_stacking_is_kept_for_where_it_pays():
+    from ssnas.nas.batching import CPU_STACK_LIMIT, worth_stacking
+
+    small = [[torch.zeros(64, 16, 32)], [torch.zeros(64, 16, 32)]]
+    large = [[torch.zeros(96, 16, 192)], [torch.zeros(96, 16, 192)]]
+    assert 64 * 16 * 32 <= CPU_STACK_LIMIT < 96 * 16 * 192
+    assert worth_stacking(small) and not worth_stacking(large)
+    assert not worth_stacking(small[:1])  # one input: nothing to stack
+    assert not worth_stacking([[torch.zeros(4, 2, 3)], [torch.zeros(5, 2, 3)]])  # unequal groups
