@@ -40,7 +40,6 @@ BUSY_TIMEOUT_S = 30.0
 REMOTE_STALE_FACTOR = 10  # a run on another host: only its heartbeat can be checked, so wait longer
 JSON_COLUMNS = ("config", "versions", "tags")
 RUN_ID = re.compile(r"[a-z0-9][a-z0-9-]{3,63}")  # a given run id: what the CLI and run folders can take
-_SQLITE_HEADER = b"SQLite format 3\x00"
 _SUMMARY_SQL = ", ".join(f"{sql} AS {name}" for name, sql in SUMMARIES.items())
 _METRIC_COLUMNS = "id AS rowid, run_id, step, epoch, split, key, value, wall_time"
 _ARCH_COLUMNS = "id AS rowid, run_id, step, epoch, kind, cell, step_index, slot, choice, weight"
@@ -139,7 +138,8 @@ class Registry:
             self._conn.close()
             if isinstance(error, sqlite3.OperationalError):
                 raise RegistryError(f"{self.path}: {error}") from None
-            raise RegistryError(f"{self.path}: not an ssnas registry ({error})") from None
+            reason = "not an SQLite database" if str(error) == "file is not a database" else error
+            raise RegistryError(f"{self.path}: not an ssnas registry ({reason})") from None
         except BaseException:
             self._conn.close()
             raise
@@ -557,17 +557,19 @@ class Registry:
 
 
 def _check_file(path: Path, create: bool) -> None:
-    """Refuse what cannot be a registry before SQLite touches it (it would happily write a new one)."""
+    """Refuse a missing file (unless creating) or a folder before SQLite would make a new database.
+
+    The file is never opened here: closing any descriptor of it would drop every POSIX lock this
+    process holds on it, those of its open SQLite connections included, and let other processes
+    write under them (SQLite's "how to corrupt", 2.2). A file that is not SQLite is left to SQLite
+    to refuse ("file is not a database").
+    """
     if not path.exists():
         if not create:
             raise RegistryError(f"{path}: no such registry")
         return
     if path.is_dir():
         raise RegistryError(f"{path}: is a directory, not a registry file")
-    with path.open("rb") as file:
-        head = file.read(len(_SQLITE_HEADER))
-    if head and head != _SQLITE_HEADER:
-        raise RegistryError(f"{path}: not an ssnas registry (not an SQLite database)")
 
 
 def _pid_alive(pid: int | None) -> bool:

@@ -150,4 +150,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Registry, reporter, event files and checkpoint are all closed by now; skipping the
+    # interpreter's teardown of torch saves 0.8 s per worker, which a chain of stages waits for.
+    os._exit(exit_code)

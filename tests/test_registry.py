@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -73,6 +74,27 @@ def test_a_file_that_is_not_sqlite_is_refused_and_left_alone(tmp_path):
         Registry(path)
     assert str(caught.value) == f"{path}: not an ssnas registry (not an SQLite database)"
     assert path.read_bytes() == junk
+
+
+def test_opening_a_second_registry_never_touches_the_file_outside_sqlite(tmp_path, monkeypatch):
+    """Closing any descriptor of the file would drop the POSIX locks of this process's open
+    connection (a worker holds two: its own and its reporter's), which once left the registry
+    unreadable to other processes for a moment."""
+    import io
+
+    path = tmp_path / "registry.db"
+    first = Registry(path)
+    real_open = io.open
+
+    def guarded(file, *args, **kwargs):
+        assert Path(file) != path, "the registry file was opened outside SQLite"
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded)
+    monkeypatch.setattr("builtins.open", guarded)
+    second = Registry(path, create=False)
+    second.close()
+    first.close()
 
 
 def test_an_sqlite_file_of_something_else_is_refused(tmp_path):
