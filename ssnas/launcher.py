@@ -169,7 +169,7 @@ class Scheduler:
         self.free = list(slots)
         self.max_parallel = max(1, min(max_parallel, len(self.free)))
         self.active: dict[str, str | None] = {}
-        self.standby: dict[str, str] = {}  # child run -> the active parent whose slot it will take over
+        self.standby: dict[str, str] = {}  # prestarted run -> the active run whose slot it will take over
         self.handed_off: set[str] = set()  # runs another scheduler took over (a resume)
 
     def _ready(self, run: dict) -> bool | None:
@@ -184,24 +184,27 @@ class Scheduler:
     def step(self, run_ids: Sequence[str]) -> bool:
         """One scheduling pass; True while any of `run_ids` is queued or active.
 
-        A chain's next stage is prestarted on its parent's slot while the parent runs (when the
-        executor can), so that its imports and set-up overlap the parent's last steps.
+        When the executor can, the run that will take an active run's slot is prestarted on it, so
+        that its imports and set-up overlap the active run's last steps: a chain's next stage on
+        its parent's slot, and, when every slot is taken, a ready run on the slot of the active run
+        furthest along.
         """
         for run_id, slot in list(self.active.items()):
             worker = self.executor.status(run_id)
             if not worker.alive:
                 del self.active[run_id]
                 self._settle(run_id, worker)
-                child = next((c for c, parent in self.standby.items() if parent == run_id), None)
-                if child is None:
+                successor = next((s for s, before in self.standby.items() if before == run_id), None)
+                if successor is None:
                     self.free.append(slot)
-                else:  # the prestarted child takes the slot over (or exits at once if this run failed)
-                    del self.standby[child]
-                    self.active[child] = slot
-        for child in [c for c in self.standby if not self.executor.status(c).alive]:
-            del self.standby[child]  # died while waiting: settled like a worker that never started
-            self._settle(child, self.executor.status(child))
+                else:  # the prestarted run takes the slot over (or exits at once if it may not start)
+                    del self.standby[successor]
+                    self.active[successor] = slot
+        for waiting in [w for w in self.standby if not self.executor.status(w).alive]:
+            del self.standby[waiting]  # died while waiting: settled like a worker that never started
+            self._settle(waiting, self.executor.status(waiting))
         pending = False
+        without_slot: list[str] = []  # ready runs that found every slot taken
         for run_id in run_ids:
             if run_id in self.handed_off:
                 continue
@@ -219,15 +222,29 @@ class Scheduler:
                 slot = self.free.pop(0)
                 self.active[run_id] = slot
                 self.executor.submit(run_id, slot)
-            elif not ready and self._can_prestart(run):
-                self.standby[run_id] = run["parent_id"]
-                self.executor.submit(run_id, self.active[run["parent_id"]], after=run["parent_id"])
+            elif ready:
+                without_slot.append(run_id)
+            elif run["parent_id"] in self._open_slots():  # children first: a chain keeps its slot
+                self._prestart(run_id, run["parent_id"])
+        for run_id in without_slot:
+            open_slots = self._open_slots()
+            if open_slots:
+                self._prestart(run_id, max(open_slots, key=self._progress))
         return pending or bool(self.active)
 
-    def _can_prestart(self, run: dict) -> bool:
-        parent = run["parent_id"]
-        return (getattr(self.executor, "prestarts", False) and parent in self.active
-                and parent not in self.standby.values())
+    def _open_slots(self) -> list[str]:
+        """Active runs whose slot no prestarted run has claimed yet (none if the executor can't prestart)."""
+        if not getattr(self.executor, "prestarts", False):
+            return []
+        claimed = set(self.standby.values())
+        return [run_id for run_id in self.active if run_id not in claimed]
+
+    def _progress(self, run_id: str) -> float:
+        return self.registry.get_run(run_id).get("progress") or 0.0
+
+    def _prestart(self, run_id: str, before: str) -> None:
+        self.standby[run_id] = before
+        self.executor.submit(run_id, self.active[before], after=before)
 
     def _settle(self, run_id: str, worker: WorkerStatus) -> None:
         """Give a run whose worker exited a final status, unless that worker's run is no longer ours."""

@@ -51,31 +51,44 @@ def _device_name(requested: str) -> str:
     return "cpu" if requested == "auto" else requested
 
 
-def wait_for_parent(registry: Registry, parent_id: str, poll: float = 0.05) -> bool:
-    """Get ready while the parent run goes on, then wait for its end; True when it finished.
+def wait_for_end(registry: Registry, run_id: str, poll: float = 0.05) -> None:
+    """Get ready while run `run_id` goes on (the one whose device slot this worker takes over), then
+    wait for it to end.
 
     What a prestarted worker does: the seconds of importing torch and the training code overlap
-    the parent's last steps instead of following them.
+    the other run's last steps instead of following them.
     """
     import torch._dynamo  # noqa: F401 - torch.optim imports it on first use: 1.5 s on a small CPU
 
     import ssnas.execution  # noqa: F401
     import ssnas.tracking  # noqa: F401
 
-    print(f"[info] prestarted: ready, waiting for parent {parent_id}", flush=True)
-    while (status := registry.get_run(parent_id)["status"]) not in TERMINAL:
+    print(f"[info] prestarted: ready, waiting for run {run_id}", flush=True)
+    while registry.get_run(run_id)["status"] not in TERMINAL:
         time.sleep(poll)
-    return status == "finished"
+
+
+def why_not_startable(registry: Registry, run: dict) -> str | None:
+    """Why a prestarted run must not start after all (killed while it waited, or its parent failed)."""
+    if run["status"] != "queued":
+        return f"it is {run['status']}"
+    parent = run.get("parent_id")
+    if parent and registry.get_run(parent)["status"] != "finished":
+        return f"parent {parent} did not finish"
+    return None
 
 
 def run_worker(run_id: str, runs_dir: Path, after: str | None = None) -> int:
     """Run the stage against this machine's registry file; returns the exit code (`work`'s, or 4 when
-    the parent it waited for did not finish)."""
+    a prestarted run must not start after all)."""
     registry = Registry(runs_dir / "registry.db", create=False)
     try:
-        if after is not None and not wait_for_parent(registry, after):
-            print(f"[info] not started: parent {after} did not finish", flush=True)
-            return 4
+        if after is not None:
+            wait_for_end(registry, after)
+            reason = why_not_startable(registry, registry.get_run(run_id))
+            if reason is not None:
+                print(f"[info] not started: {reason}", flush=True)
+                return 4
         run = registry.get_run(run_id)
         parent_dir = Path(registry.get_run(run["parent_id"])["run_dir"]) if run.get("parent_id") else None
         place = Place(Path(run["run_dir"]), parent_dir, lambda: Registry(registry.path, create=False))
@@ -136,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ssnas.worker", description="Run one stage of one registered run.")
     parser.add_argument("run_id")
     parser.add_argument("--runs", default="runs", help="the runs folder holding registry.db")
-    parser.add_argument("--after", metavar="RUN", help="get ready now, start when run RUN has finished")
+    parser.add_argument("--after", metavar="RUN", help="get ready now, start when run RUN has ended "
+                        "(and this run's parent has finished)")
     parser.add_argument("--head-fd", type=int, metavar="FD",
                         help="on a Ray node: reach the head's registry through the socket FD of the Ray task that "
                              "started this worker, with --runs a scratch folder (ssnas.cluster)")

@@ -54,7 +54,7 @@ def test_a_pipeline_links_its_stages_and_diffs_against_the_baseline(tmp_path, ru
     assert all(r["status"] == "finished" for r in by_stage.values())
     # pretrain got ready while the search ran (whether finetune could too depends on timing)
     log = (runs / by_stage["pretrain"]["id"] / "log.txt").read_text()
-    assert f"waiting for parent {by_stage['search']['id']}" in log
+    assert f"waiting for run {by_stage['search']['id']}" in log
     searched = json.loads((runs / by_stage["search"]["id"] / "genotype.json").read_text())
     trained = json.loads((runs / by_stage["finetune"]["id"] / "genotype.json").read_text())
     assert searched == trained

@@ -75,7 +75,35 @@ def test_parallelism_follows_slots(tmp_path):
     slots, parallel = device_slots(["0", "1"], None)
     scheduler = Scheduler(registry, executor, slots, parallel)
     scheduler.step(ids)
-    assert executor.submitted == ids[:2] and set(scheduler.active.values()) == {"0", "1"}
+    assert list(scheduler.active) == ids[:2] and set(scheduler.active.values()) == {"0", "1"}
+    assert list(executor.prestarted) == [ids[2]]  # the third waits, ready, on one of the two slots
+
+
+def test_a_ready_run_is_prestarted_on_the_slot_of_the_run_furthest_along(tmp_path):
+    registry, ids, executor, _ = setup(tmp_path, count=3)
+    scheduler = Scheduler(registry, executor, ["0", "1"], 2)
+    scheduler.step(ids[:2])
+    registry.heartbeat(ids[1], progress=0.9)
+    registry.heartbeat(ids[0], progress=0.2)
+    scheduler.step(ids)
+    slot_of_second = scheduler.active[ids[1]]
+    assert executor.prestarted == {ids[2]: (slot_of_second, ids[1])}
+    executor.exited[ids[1]] = WorkerStatus(alive=False, exit_code=1, pid=4242)  # it failed: no matter, a sibling
+    registry.start_run(ids[1], pid=4242, host="h", device="cpu")
+    registry.finish_run(ids[1], "failed", error="boom")
+    scheduler.step(ids)
+    assert scheduler.active[ids[2]] == slot_of_second and not scheduler.standby
+
+
+def test_a_child_claims_its_parents_slot_before_a_ready_sibling(tmp_path):
+    registry, executor = Registry(tmp_path / "registry.db"), ScriptedExecutor()
+    first = chain(registry, ("search", "pretrain"))
+    second = chain(registry, ("search", "pretrain"))
+    scheduler = Scheduler(registry, executor, [None], 1)
+    scheduler.step([second[0], first[0], second[1], first[1]])  # the sibling is listed before the child
+    assert scheduler.active == {second[0]: None}
+    assert executor.prestarted == {second[1]: (None, second[0])}
+    assert first[0] not in executor.submitted
 
 
 def chain(registry, stages=("search", "pretrain", "finetune")):
@@ -124,3 +152,16 @@ def test_cancelling_kills_a_prestarted_stage_before_it_starts(tmp_path):
     scheduler.cancel_all([search, pretrain])
     assert executor.exited[pretrain].exit_code == 3  # its waiting worker was signalled too
     assert registry.get_run(pretrain)["status"] == "killed"
+
+
+def test_a_prestarted_worker_whose_run_was_killed_while_it_waited_does_not_start(tmp_path):
+    from ssnas.worker import run_worker
+
+    registry = Registry(tmp_path / "registry.db")
+    before = registry.create_run(name="before", stage="search", config={})
+    waiting = registry.create_run(name="waiting", stage="search", config={})
+    registry.start_run(before, pid=4242, host="h", device="cpu")
+    registry.finish_run(waiting, "killed", error="cancelled before it started")  # `ssnas kill` meanwhile
+    registry.finish_run(before, "finished")
+    assert run_worker(waiting, tmp_path, after=before) == 4
+    assert registry.get_run(waiting)["status"] == "killed" and registry.get_run(waiting)["pid"] is None
