@@ -186,8 +186,8 @@ class Scheduler:
 
         When the executor can, the run that will take an active run's slot is prestarted on it, so
         that its imports and set-up overlap the active run's last steps: a chain's next stage on
-        its parent's slot, and, when every slot is taken, a ready run on the slot of the active run
-        furthest along.
+        its parent's slot, and, when every GPU slot is taken, a ready run on the slot of the active
+        run furthest along.
         """
         for run_id, slot in list(self.active.items()):
             worker = self.executor.status(run_id)
@@ -227,9 +227,12 @@ class Scheduler:
             elif run["parent_id"] in self._open_slots():  # children first: a chain keeps its slot
                 self._prestart(run_id, run["parent_id"])
         for run_id in without_slot:
-            open_slots = self._open_slots()
-            if open_slots:
-                self._prestart(run_id, max(open_slots, key=self._progress))
+            # on GPU slots only: on a CPU whose cores the running workers already fill, a waiting
+            # worker's imports only take from them (the paper's synthetic sweep took 6.5 min with
+            # this on CPU slots, 6.0 without)
+            open_gpu_slots = [r for r in self._open_slots() if self.active[r] is not None]
+            if open_gpu_slots:
+                self._prestart(run_id, max(open_gpu_slots, key=self._progress))
         return pending or bool(self.active)
 
     def _open_slots(self) -> list[str]:

@@ -76,7 +76,14 @@ def test_parallelism_follows_slots(tmp_path):
     scheduler = Scheduler(registry, executor, slots, parallel)
     scheduler.step(ids)
     assert list(scheduler.active) == ids[:2] and set(scheduler.active.values()) == {"0", "1"}
-    assert list(executor.prestarted) == [ids[2]]  # the third waits, ready, on one of the two slots
+    assert list(executor.prestarted) == [ids[2]]  # the third waits, ready, on one of the two GPUs
+
+
+def test_on_cpu_slots_a_ready_run_waits_for_a_free_slot_without_prestarting(tmp_path):
+    registry, ids, executor, _ = setup(tmp_path, count=3)
+    scheduler = Scheduler(registry, executor, [None, None], 2)
+    scheduler.step(ids)
+    assert list(scheduler.active) == ids[:2] and executor.prestarted == {}
 
 
 def test_a_ready_run_is_prestarted_on_the_slot_of_the_run_furthest_along(tmp_path):
