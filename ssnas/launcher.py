@@ -39,13 +39,14 @@ class WorkerStatus:
 
 class Executor(Protocol):
     name: str
-    prestarts: bool  # whether submit(after=PARENT) can start a worker that waits for its parent
+    prestarts: bool  # whether submit(after=RUN) can start a worker that waits for another run
 
     def submit(self, run_id: str, slot: str | None, after: str | None = None) -> None:
         """Start the worker of `run_id` on device slot `slot` (a GPU index, or None for the CPU).
 
-        With `after`, the worker gets ready (imports, device) while run `after` is still going and
-        starts the moment it finishes; it exits without starting if it ends otherwise.
+        With `after`, the worker gets ready (imports, device) while run `after` still holds the
+        slot and starts the moment that run ends, unless its own run was killed meanwhile or its
+        parent did not finish (then it exits without starting).
         """
 
     def wait(self, timeout: float) -> None:
@@ -200,9 +201,11 @@ class Scheduler:
                 else:  # the prestarted run takes the slot over (or exits at once if it may not start)
                     del self.standby[successor]
                     self.active[successor] = slot
-        for waiting in [w for w in self.standby if not self.executor.status(w).alive]:
-            del self.standby[waiting]  # died while waiting: settled like a worker that never started
-            self._settle(waiting, self.executor.status(waiting))
+        for waiting in list(self.standby):
+            worker = self.executor.status(waiting)
+            if not worker.alive:  # died while waiting: settled like a worker that never started
+                del self.standby[waiting]
+                self._settle(waiting, worker)
         pending = False
         without_slot: list[str] = []  # ready runs that found every slot taken
         for run_id in run_ids:
