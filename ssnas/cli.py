@@ -7,6 +7,7 @@ import sys
 import click
 
 from ssnas.commands import demo as demo_commands
+from ssnas.commands import features as features_commands
 from ssnas.commands import inspect as inspect_commands
 from ssnas.commands import launch as launch_commands
 from ssnas.commands import report as report_commands
@@ -28,8 +29,8 @@ for _command in (
     launch_commands.run, inspect_commands.runs_command, inspect_commands.show_command, inspect_commands.metrics_command,
     inspect_commands.arch_command, inspect_commands.diff_command, inspect_commands.compare_command, launch_commands.kill,
     launch_commands.resume, launch_commands.rerun, launch_commands.tag, inspect_commands.export_command,
-    launch_commands.rm, launch_commands.recipe, demo_commands.baselines, demo_commands.features, demo_commands.demo,
-    report_commands.report, tui_commands.tui,
+    launch_commands.rm, launch_commands.recipe, demo_commands.baselines, features_commands.features,
+    demo_commands.demo, report_commands.report, tui_commands.tui,
 ):
     main.add_command(_command)
 

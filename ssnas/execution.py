@@ -16,11 +16,12 @@ from typing import Any
 
 import torch
 
-from ssnas.baselines import load_baseline
 from ssnas.data.datasets import load_dataset
 from ssnas.data.pyramids import FeatureSet
+from ssnas.data.standardize import standardized
 from ssnas.data.views import ViewConfig
-from ssnas.errors import ConfigError
+from ssnas.errors import ConfigError, GenotypeError
+from ssnas.nas.binding import bind, bind_given, load_given
 from ssnas.nas.genotype import Genotype, random_genotype
 from ssnas.recipe import Recipe
 from ssnas.reporting import Reporter
@@ -35,26 +36,41 @@ RESULTS_FILE = "results.json"
 
 
 def features_of(recipe: Recipe) -> FeatureSet:
-    return load_dataset(recipe.data.dataset, recipe.data.path, recipe.data.options)
+    """The recipe's dataset as every stage of it sees it (standardized on the training rows unless
+    `data.standardize = false`)."""
+    features = load_dataset(recipe.data.dataset, recipe.data.path, recipe.data.options)
+    return standardized(features) if recipe.data.standardize else features
 
 
 def genotype_from(reference: str, recipe: Recipe, features: FeatureSet) -> Genotype:
-    """A recipe's `run.genotype`: 'baseline:NAME', 'random' (seeded by run.seed) or a JSON path."""
-    if reference.startswith("baseline:"):
-        return load_baseline(reference.split(":", 1)[1])
+    """A recipe's `run.genotype` on the dataset's input nodes: 'random' is drawn on them (seeded by
+    run.seed); 'baseline:NAME' or a JSON path is bound to them by name, or through run.genotype_nodes.
+    The recipe was checked at `ssnas run`; this refuses again, in case the data changed since."""
     if reference == "random":
         space = recipe.space_config()
         return random_genotype(features.node_names, space.cells, space.steps, space.primitives,
                                space.cell_multiplier, random.Random(recipe.run.seed))
-    return Genotype.load(reference)
+    genotype = load_given(reference)
+    try:
+        return bind_given(genotype, features.node_names, recipe.run.genotype_nodes, _dataset(features))
+    except GenotypeError as err:
+        raise GenotypeError(f"{recipe.path}: {err}") from None
 
 
-def _parent_genotype(parent_dir: Path) -> Genotype:
-    """Every stage leaves the genotype it searched or trained in its folder."""
+def _parent_genotype(parent_dir: Path, features: FeatureSet) -> Genotype:
+    """Every stage leaves the genotype it searched or trained in its folder, bound to the same data."""
     path = parent_dir / GENOTYPE_FILE
     if not path.exists():
         raise ConfigError(f"{path}: the parent run left no genotype")
-    return Genotype.load(path)
+    genotype = Genotype.load(path)
+    try:
+        return bind(genotype, features.node_names, dataset=_dataset(features))
+    except GenotypeError as err:
+        raise GenotypeError(f"{path}: {err}") from None
+
+
+def _dataset(features: FeatureSet) -> str:
+    return features.source or "the dataset"
 
 
 def run_stage(
@@ -71,10 +87,14 @@ def run_stage(
     if stage == "search":
         result = search(features, space, recipe.search_config(), views, runtime, reporter, resume=resume)
         result.genotype.save(run_dir / GENOTYPE_FILE)
-        return {"genotype": result.genotype.to_dict(), "seconds": result.seconds}
+        return {"genotype": result.genotype.to_dict(), "decided": result.certainty.decided,
+                "undecided": list(result.certainty.undecided), "seconds": result.seconds}
 
+    finetune_config = recipe.finetune_config()
+    if stage == "finetune" and finetune_config.model != "nas":  # a no-search baseline: no genotype
+        return _finetune(features, None, None, recipe, runtime, reporter, run_dir, resume)
     if parent_dir is not None:
-        genotype = _parent_genotype(parent_dir)
+        genotype = _parent_genotype(parent_dir, features)
     elif recipe.run.genotype:
         genotype = genotype_from(recipe.run.genotype, recipe, features)
     else:
@@ -93,9 +113,17 @@ def run_stage(
         source = Path(recipe.run.checkpoint)
     if source is not None and source.exists():
         network_state = torch.load(source, weights_only=True)["network"]
-    result = finetune(features, genotype, space, recipe.finetune_config(), runtime, reporter,
+    return _finetune(features, genotype, network_state, recipe, runtime, reporter, run_dir, resume)
+
+
+def _finetune(features: FeatureSet, genotype: Genotype | None, network_state: dict[str, torch.Tensor] | None,
+              recipe: Recipe, runtime: Runtime, reporter: Reporter, run_dir: Path,
+              resume: dict[str, Any] | None) -> dict[str, Any]:
+    config = recipe.finetune_config()
+    result = finetune(features, genotype, recipe.space_config(), config, runtime, reporter,
                       network_state=network_state, resume=resume)
     summary = {"test": result.test, "dev": result.dev, "threshold": result.threshold, "best_epoch": result.best_epoch,
-               "labeled": result.labeled, "pretrained": network_state is not None, "seconds": result.seconds}
+               "labeled": result.labeled, "pretrained": network_state is not None, "model": config.model,
+               "mode": result.mode, "steps": result.steps, "seconds": result.seconds}
     (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

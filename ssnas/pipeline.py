@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from ssnas.data.pyramids import FeatureSet
 from ssnas.data.views import ViewConfig
+from ssnas.nas.binding import bind
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.space import SpaceConfig
 from ssnas.reporting import Reporter
@@ -41,7 +42,9 @@ class PipelineResult:
 def train_genotype(
     features: FeatureSet, genotype: Genotype, config: PipelineConfig, reporter: Reporter
 ) -> tuple[PretrainResult | None, FinetuneResult]:
-    """Pretrain (when configured) and fine-tune one genotype: what every arm ends with."""
+    """Pretrain (when configured) and fine-tune one genotype: what every arm ends with. The genotype is
+    bound to the data's input nodes by name (refused when it reads nodes the data lacks)."""
+    genotype = bind(genotype, features.node_names, dataset=features.source or "the dataset")
     pretrained = None
     if config.pretrain is not None:
         pretrained = pretrain(features, genotype, config.space, config.pretrain, config.views, config.runtime, reporter)

@@ -35,12 +35,13 @@ from typing import Any
 
 import tomllib
 
-from ssnas.errors import ConfigError, GenotypeError, RecipeError
+from ssnas.errors import ConfigError, DatasetError, GenotypeError, RecipeError
 from ssnas.nas.space import SpaceConfig
 from ssnas.stages.config import FinetuneConfig, PretrainConfig, SearchConfig
 
 # A field spec: (name, kind, default). Kinds are the dataclasses' annotations as text, plus `path`
-# (a file, relative to the recipe that names it) and `genotype` (a path, "baseline:NAME" or "random").
+# (a file, relative to the recipe that names it), `genotype` (a path, "baseline:NAME" or "random") and
+# `dict[str, str]` (a table of strings).
 Field = tuple[str, str, Any]
 
 STAGES: tuple[str, ...] = ("search", "pretrain", "finetune")
@@ -109,6 +110,7 @@ RUN_FIELDS: tuple[Field, ...] = (
     ("tags", "tuple[str, ...]", ()),
     ("executor", "str", "local"),
     ("genotype", "genotype | None", None),
+    ("genotype_nodes", "dict[str, str] | None", None),
     ("checkpoint", "path | None", None),
     ("stages", "tuple[str, ...]", STAGES),
 )
@@ -117,6 +119,7 @@ DATA_FIELDS: tuple[Field, ...] = (
     ("path", "path | None", None),
     ("label_ratio", "float", SearchConfig.label_ratio),
     ("batch_size", "int", SearchConfig.batch_size),
+    ("standardize", "bool", True),  # centre and scale every input channel on the training rows
 )
 SECTIONS: dict[str, tuple[Field, ...]] = {
     "run": RUN_FIELDS,
@@ -149,6 +152,7 @@ _KIND_TEXT = {
     "bool": "true or false",
     "path": "a string (a file path)",
     "genotype": "a string (a genotype JSON path, 'baseline:NAME' or 'random')",
+    "dict[str, str]": 'a table of node names (genotype node = dataset node, e.g. {"image[2]" = "pix[0]"})',
     "tuple[str, ...]": "a list of strings",
     "tuple[int, ...]": "a list of integers",
     "tuple[int, int]": "a list of two integers",
@@ -161,6 +165,7 @@ _HINTS = {
     "space.C": "unknown key (did you mean channels?)",
     "space.L": "unknown key (did you mean positions?)",
     "data.features": "a features file takes no options",
+    "finetune.freeze_encoder": "unknown key (replaced by finetune.mode = \"probe\", \"full\" or \"auto\")",
 }
 
 
@@ -180,6 +185,7 @@ class RunSection:
     tags: tuple[str, ...] = ()
     executor: str = "local"
     genotype: str | None = None  # absolute path, "baseline:NAME" or "random"; runs that start without search
+    genotype_nodes: dict[str, str] | None = None  # genotype input node -> dataset input node, where names differ
     checkpoint: str | None = None  # absolute path of a pretrained network; a finetune run alone
     stages: tuple[str, ...] = STAGES  # the chain this run executes ([stage] unless a pipeline)
 
@@ -195,6 +201,7 @@ class DataSection:
     path: str | None = None  # absolute; mmimdb and features only
     label_ratio: float = 1.0
     batch_size: int = 96
+    standardize: bool = True  # inputs centred and scaled on the training rows (data.standardize)
     synthetic: dict[str, Any] | None = None  # SyntheticConfig fields, when the dataset is synthetic
     mmimdb: dict[str, Any] | None = None  # load_mmimdb's options, when the dataset is mmimdb
 
@@ -388,7 +395,7 @@ def _normalize_sweep(raw: Any, where: str) -> Any:
     def walk(table: Mapping[str, Any], prefix: str) -> None:
         for key, value in table.items():
             dotted = f"{prefix}{key}"
-            if isinstance(value, Mapping):
+            if isinstance(value, Mapping) and dotted not in LEAVES:
                 walk(value, f"{dotted}.")
                 continue
             target = SWEEP_ALIASES.get(dotted, dotted)
@@ -414,7 +421,7 @@ def _normalize_arms(raw: Any, where: str) -> Any:
         def walk(inner: Mapping[str, Any], prefix: str) -> None:
             for key, value in inner.items():
                 dotted = f"{prefix}{key}"
-                if isinstance(value, Mapping):
+                if isinstance(value, Mapping) and dotted not in LEAVES:
                     walk(value, f"{dotted}.")
                 elif dotted in flat:
                     raise RecipeError(f"{where}: arms.{name}.{dotted}: given twice")
@@ -567,10 +574,12 @@ def _build(tree: Mapping[str, Any], where: str, default_name: str | None, check_
     _via_config(PretrainConfig, {**pretrain, "batch_size": data.batch_size})
     finetune = _read_section(tree.get("finetune"), "finetune", SECTIONS["finetune"])
     _via_config(FinetuneConfig, {**finetune, "batch_size": data.batch_size, "label_ratio": data.label_ratio})
+    _check_model(run, finetune)
     sweep = _read_sweep(tree.get("sweep"))
     arms = _read_arms(tree.get("arms"), sweep)
     if check_files:
         _check_files(run, data)
+        _check_binding(run, data)
     return Recipe(where, run, data, space, search, views, pretrain, finetune, sweep, arms)
 
 
@@ -626,6 +635,8 @@ def _has_kind(base: str, value: Any) -> bool:
         return isinstance(value, bool)
     if base in ("str", "path", "genotype"):
         return isinstance(value, str)
+    if base == "dict[str, str]":
+        return isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
     if not isinstance(value, list):
         return False
     if base == "tuple[str, ...]":
@@ -681,21 +692,41 @@ def _chain(run: dict[str, Any], explicit: bool) -> list[str]:
     return stages
 
 
+_GENOTYPE_NEEDED = "needed when the run starts with {first} (a genotype JSON file, 'baseline:NAME' or 'random')"
+
+
+def _check_model(run: RunSection, finetune: Mapping[str, Any]) -> None:
+    """A no-search baseline (`finetune.model` other than "nas") is a finetune run alone, with no genotype."""
+    if finetune["model"] == "nas":
+        if run.stages[0] == "finetune" and run.genotype is None:
+            raise _Invalid("run.genotype", _GENOTYPE_NEEDED.format(first="finetune"))
+        return
+    if list(run.stages) != ["finetune"]:
+        raise _Invalid("finetune.model", f"{finetune['model']!r} is a no-search baseline: it needs no search or "
+                                         "pretraining (set run.stage = \"finetune\")")
+    if run.genotype is not None or run.checkpoint is not None:
+        key = "run.genotype" if run.genotype is not None else "run.checkpoint"
+        raise _Invalid(key, f"finetune.model {finetune['model']!r} is a no-search baseline and reads no genotype "
+                            "or checkpoint (remove it)")
+
+
 def _check_start(run: dict[str, Any]) -> None:
     """A run that starts with search finds its genotype; any other needs one; only finetune takes a checkpoint."""
     first, genotype = run["stages"][0], run["genotype"]
     if first == "search" and genotype is not None:
         raise _Invalid("run.genotype", "a run that starts with search finds its own genotype (remove it, "
                                        "or set run.stage to pretrain or finetune)")
-    if first != "search" and genotype is None:
-        raise _Invalid("run.genotype", f"needed when the run starts with {first} "
-                                       "(a genotype JSON file, 'baseline:NAME' or 'random')")
+    if first == "pretrain" and genotype is None:  # a finetune run's needs depend on finetune.model
+        raise _Invalid("run.genotype", _GENOTYPE_NEEDED.format(first=first))
     if genotype is not None and genotype.startswith("baseline:"):
         from ssnas.baselines import baseline_names
 
         name, known = genotype.removeprefix("baseline:"), baseline_names()
         if name not in known:
             raise _Invalid("run.genotype", f"unknown baseline {name!r} (known: {', '.join(known)})")
+    if run["genotype_nodes"] and genotype in (None, "random"):
+        why = "a random genotype is drawn on the dataset's own nodes" if genotype else "this run has no run.genotype"
+        raise _Invalid("run.genotype_nodes", f"maps the nodes of a genotype file or baseline to the dataset's; {why}")
     if run["checkpoint"] is not None and first != "finetune":
         stages = ", ".join(run["stages"])
         raise _Invalid("run.checkpoint", f"only a finetune run starts from a checkpoint (stages: {stages})")
@@ -793,6 +824,27 @@ def _check_files(run: RunSection, data: DataSection) -> None:
             Genotype.load(_display(run.genotype))
         except GenotypeError as err:
             raise _Invalid("run.genotype", str(err)) from None
+
+
+def _check_binding(run: RunSection, data: DataSection) -> None:
+    """A given genotype reads only input nodes the dataset has, by name or through run.genotype_nodes
+    (ssnas.nas.binding), so that it is refused before any run exists rather than applied by position."""
+    if run.genotype is None or run.genotype == "random":
+        return
+    from ssnas.data.nodes import dataset_node_names
+    from ssnas.nas.binding import bind_given, load_given
+
+    genotype = load_given(run.genotype)
+    path = _display(data.path) if data.path else None
+    try:
+        names = dataset_node_names(data.dataset, path, data.options)
+    except DatasetError as err:
+        raise _Invalid("data.path", str(err)) from None
+    try:
+        bind_given(genotype, names, run.genotype_nodes, path or f"the {data.dataset} data")
+    except GenotypeError as err:
+        key, _, problem = str(err).partition(": ")
+        raise _Invalid(key, problem) from None
 
 
 def _read_sweep(raw: Any) -> dict[str, list]:
@@ -899,6 +951,8 @@ def _label(value: Any) -> str:
         return Path(value).name if os.sep in value else value
     if isinstance(value, list):
         return "[" + ",".join(_label(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}:{_label(v)}" for k, v in value.items()) + "}"
     return _show(value)
 
 
@@ -975,4 +1029,6 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value).replace("\x7f", "\\u007f")
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"no TOML form for {value!r}")

@@ -9,7 +9,10 @@ or a shorter one) ends in a finetune run; the report reads, per chain:
 - test F1 weighted and macro: the last test values the finetune run logged (finished runs only);
 - its genotype: `genotype.json` in the finetune run's folder (or an earlier stage's; or the search's
   last logged genotype), scored by `diff(genotype, baseline).similarity` to BM-NAS's MM-IMDB
-  genotype and, on the synthetic dataset, by recovery of the planted input nodes;
+  genotype (bound to the chain's input nodes, through its run.genotype_nodes if any; no score where
+  the data lacks nodes the baseline reads) and, on the synthetic dataset, the only one with a planted
+  architecture, by recovery of the planted input nodes. A column that means nothing for the data is
+  left out, with a note saying why;
 - search cost: the search run's wall time (ended_at - started_at, finished searches only) and device.
 
 Rows aggregate chains by (arm, r): mean and sample standard deviation over seeds. Chains that did not
@@ -28,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ssnas.data.nodes import SYNTHETIC_MODALITIES, node_name
 from ssnas.errors import GenotypeError, RegistryError
 from ssnas.recipe import arm_of
 
@@ -75,6 +79,7 @@ class Chain:
     genotype: str | None  # one line
     similarity: float | None  # to the baseline
     recovery: float | None  # of the planted nodes (synthetic dataset only)
+    lacks_baseline: bool  # its data lacks input nodes the baseline reads: no similarity
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class Report:
     groups: tuple[str, ...]
     datasets: tuple[str, ...]
     baseline: str
+    baseline_nodes: tuple[str, ...]  # the input nodes the baseline reads
     statuses: dict[str, int]  # every run selected (all stages), by status
     rows: tuple[Row, ...]
     arms: tuple[ArmSummary, ...]
@@ -131,8 +137,14 @@ class Report:
         return f"group {self.groups[0]}"
 
     @property
+    def has_similarity(self) -> bool:
+        """False when no chain is scored because the data lacks input nodes the baseline reads."""
+        return any(c.similarity is not None for c in self.chains) or not any(c.lacks_baseline for c in self.chains)
+
+    @property
     def has_recovery(self) -> bool:
-        return any(c.recovery is not None for c in self.chains)
+        """Only the synthetic dataset has a planted architecture to recover."""
+        return "synthetic" in self.datasets
 
     def to_json(self) -> dict[str, Any]:
         """Everything, as plain JSON-able data (NaN-free)."""
@@ -215,33 +227,46 @@ class Report:
         runs = sum(self.statuses.values())
         lines = [f"runs: {runs} ({_status_text(self.statuses)}); groups: {', '.join(self.groups)}",
                  f"F1: test split, epoch and threshold chosen on dev; mean {plus_minus} sample std over seeds "
-                 "(n: finished / chains)",
-                 f"similarity: diff(genotype, {self.baseline}).similarity, mean over chains with a genotype"]
+                 "(n: finished / chains)"]
+        lacking = f"the data lacks input nodes {self.baseline} reads ({', '.join(self.baseline_nodes)})"
+        if not self.has_similarity:
+            lines.append(f"similarity to {self.baseline}: left out, {lacking}")
+        else:
+            lines.append(f"similarity: diff(genotype, {self.baseline}).similarity, mean over chains with a genotype")
+            if any(c.lacks_baseline for c in self.chains):
+                lines.append(f"similarity: '-' for chains where {lacking}")
         if self.has_recovery:
             lines.append("recovery: Jaccard of the fused input nodes and the planted ones (synthetic data)")
+        else:
+            lines.append(f"planted recovery: left out, {', '.join(self.datasets) or 'this'} data has no planted "
+                         "architecture (only synthetic data has one)")
         lines.append("search: wall time of a finished search run, mean")
         return lines
 
     def _cell_table(self, plus_minus: str) -> tuple[list[str], list[list[str]]]:
-        columns = ["arm", "r", "n", "F1 weighted", "F1 macro", "similarity"]
+        columns = ["arm", "r", "n", "F1 weighted", "F1 macro"]
+        columns += ["similarity"] if self.has_similarity else []
         columns += ["recovery"] if self.has_recovery else []
         columns += ["search", "not finished"]
         rows = []
         for row in self.rows:
             cells = [row.arm, "-" if row.label_ratio is None else str(row.label_ratio), f"{row.finished}/{row.chains}",
-                     _stat(row.f1_weighted, plus_minus), _stat(row.f1_macro, plus_minus), _mean(row.similarity, ".2f")]
+                     _stat(row.f1_weighted, plus_minus), _stat(row.f1_macro, plus_minus)]
+            cells += [_mean(row.similarity, ".2f")] if self.has_similarity else []
             cells += [_mean(row.recovery, ".2f")] if self.has_recovery else []
             cells += [_seconds(row.search_seconds), _status_text(row.statuses, leave_out="finished") or "-"]
             rows.append(cells)
         return columns, rows
 
     def _arm_table(self) -> tuple[list[str], list[list[str]]]:
-        columns = ["arm", "chains", f"similarity to {self.baseline}"]
+        columns = ["arm", "chains"]
+        columns += [f"similarity to {self.baseline}"] if self.has_similarity else []
         columns += ["planted recovery"] if self.has_recovery else []
         columns += ["search (mean)", "searches", "device", "not finished"]
         rows = []
         for arm in self.arms:
-            cells = [arm.arm, str(arm.chains), _mean(arm.similarity, ".2f")]
+            cells = [arm.arm, str(arm.chains)]
+            cells += [_mean(arm.similarity, ".2f")] if self.has_similarity else []
             cells += [_mean(arm.recovery, ".2f")] if self.has_recovery else []
             cells += [_seconds(arm.search_seconds), str(arm.search_seconds.n if arm.search_seconds else 0),
                       ", ".join(arm.devices) or "-", _status_text(arm.statuses, leave_out="finished") or "-"]
@@ -270,6 +295,7 @@ def build_report(registry: Registry, group_or_tag: str, baseline: str = BASELINE
         groups=tuple(dict.fromkeys(run["group_id"] for run in runs if run["group_id"])),
         datasets=tuple(sorted({run["dataset"] for run in runs if run["dataset"]})),
         baseline=baseline,
+        baseline_nodes=reference.used_input_names,
         statuses=dict(Counter(run["status"] for run in runs)),
         rows=tuple(_rows(chains, arms)),
         arms=tuple(_arm_summary(arm, [c for c in chains if c.arm == arm]) for arm in arms),
@@ -301,6 +327,7 @@ def select_runs(registry: Registry, group_or_tag: str) -> tuple[str, list[dict]]
 
 
 def _chain(registry: Registry, finetune: dict, by_id: dict[str, dict], reference: Genotype) -> Chain:
+    from ssnas.nas.binding import bind_reference
     from ssnas.nas.genotype import diff
 
     members = _ancestors(registry, finetune, by_id)  # finetune first
@@ -309,6 +336,8 @@ def _chain(registry: Registry, finetune: dict, by_id: dict[str, dict], reference
     test = _last_values(registry.metrics(finetune["id"], split="test")) if finished else {}
     genotype = _genotype(registry, members, search)
     planted = _planted_nodes(finetune.get("config") or {})
+    mapping = ((finetune.get("config") or {}).get("run") or {}).get("genotype_nodes")
+    bound = bind_reference(reference, genotype.input_names, mapping) if genotype else None
     seconds = None
     if search is not None and search["status"] == "finished" and search["started_at"] and search["ended_at"]:
         seconds = search["ended_at"] - search["started_at"]
@@ -321,8 +350,9 @@ def _chain(registry: Registry, finetune: dict, by_id: dict[str, dict], reference
         search_id=search["id"] if search else None, search_status=search["status"] if search else None,
         search_seconds=seconds, device=device if device and device != "starting" else None,
         genotype=genotype.describe().replace("\n", "; ") if genotype else None,
-        similarity=diff(genotype, reference).similarity if genotype else None,
+        similarity=diff(genotype, bound).similarity if genotype and bound else None,
         recovery=planted_recovery(used_input_nodes(genotype), planted) if genotype and planted else None,
+        lacks_baseline=genotype is not None and bound is None,
     )
 
 
@@ -373,7 +403,8 @@ def _planted_nodes(config: dict) -> tuple[str, str] | None:
     synthetic = data.get("synthetic")
     if data.get("dataset") != "synthetic" or not synthetic:
         return None
-    return (f"image[{synthetic['planted_image']}]", f"text[{synthetic['planted_text']}]")
+    image, text = SYNTHETIC_MODALITIES
+    return (node_name(image, synthetic["planted_image"]), node_name(text, synthetic["planted_text"]))
 
 
 def used_input_nodes(genotype: Genotype) -> set[str]:

@@ -16,3 +16,24 @@ def tiny_features():
 @pytest.fixture
 def tiny_space():
     return TINY_SPACE
+
+
+VIEW_NODES = ("pix[0]", "pix[1]", "fou[0]", "fou[1]", "zer[0]", "zer[1]")
+
+
+@pytest.fixture(scope="session")
+def views_file(tmp_path_factory):
+    """A tiny labeled features file of six views named like no MM-IMDB node (VIEW_NODES): as many input
+    nodes as BM-NAS's MM-IMDB genotype has, which is what once let it run there by position."""
+    import torch
+
+    from ssnas.data.features import write_features
+    from ssnas.data.pyramids import FeatureSet
+
+    g = torch.Generator().manual_seed(0)
+    n = 48
+    levels = [[torch.randn(n, 4, generator=g), torch.randn(n, 6, 4, generator=g)] for _ in range(3)]
+    order = torch.randperm(n, generator=g)
+    features = FeatureSet(("pix", "fou", "zer"), levels, {"train": order[:32], "dev": order[32:40], "test": order[40:]},
+                          labels=(torch.rand(n, 3, generator=g) < 0.4).float(), label_names=("a", "b", "c"))
+    return write_features(features, tmp_path_factory.mktemp("views") / "views.h5", dtype="float32")

@@ -37,12 +37,16 @@ positions = 4
 
 [search]
 epochs = {epochs}
+min_steps = 0
 
 [pretrain]
 epochs = 1
+min_steps = 0
 
 [finetune]
 epochs = 2
+min_steps = 0
+mode = "full"
 """
 
 

@@ -528,3 +528,53 @@ def test_the_commands_run_without_importing_torch(runs_dir, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip() == "[]"
+
+
+# -- genotypes bound to other input-node names (run.genotype_nodes) ---------------------------------
+
+
+@pytest.fixture
+def views_runs(tmp_path, views_file):
+    """Two finetune runs on a features file whose nodes are pix, fou and zer levels: BM-NAS's genotype mapped
+    onto them (its genotype.json as the worker binds it), and a random genotype drawn on them."""
+    from ssnas.data.features import read_features
+    from ssnas.execution import genotype_from
+    from ssnas.recipe import load_recipe
+
+    path = tmp_path / "bmnas.toml"
+    path.write_text(f'[run]\nstage = "finetune"\ngenotype = "baseline:bmnas-mmimdb"\n'
+                    f'genotype_nodes = {{ "image[2]" = "pix[0]", "text[0]" = "fou[0]" }}\n'
+                    f'[data]\ndataset = "features"\npath = "{views_file}"\n')
+    mapped = load_recipe(path)
+    random_recipe = load_recipe(path, ["run.genotype=random", "run.genotype_nodes={}"])
+    features = read_features(views_file)
+    runs = tmp_path / "runs"
+    ids = []
+    with Registry(runs / "registry.db") as registry:
+        for recipe in (mapped, random_recipe):
+            run_id = registry.create_run(name=recipe.run.genotype, stage="finetune", config=recipe.to_dict(),
+                                         dataset="features")
+            registry.update_run(run_id, run_dir=str(runs / run_id))
+            (runs / run_id).mkdir(parents=True)
+            genotype_from(recipe.run.genotype, recipe, features).save(runs / run_id / "genotype.json")
+            ids.append(run_id)
+    return runs, ids
+
+
+def test_show_and_diff_name_the_nodes_as_the_run_bound_them(views_runs):
+    runs, (mapped, drawn) = views_runs
+    shown = invoke(runs, "show", mapped[:8]).output.splitlines()
+    at = shown.index(next(line for line in shown if line.startswith("genotype (")))
+    assert shown[at + 1:at + 4] == ["  cell0 = concat_fc(fou[0], pix[0])", "  cell1 = linear_glu(fou[0], cell0)",
+                                    "  head = concat(cell0, cell1)"]
+    assert any("genotype_nodes.image[2]=pix[0]" in line for line in shown)
+    result = invoke(runs, "diff", mapped[:8])
+    lines = result.output.splitlines()
+    assert result.exit_code == 0 and lines[1] == "bmnas-mmimdb: bundled baseline, on the run's input nodes (pix[0], fou[0])"
+    assert any(line.split() == ["cells[0].inputs", "pix[0],", "fou[0]", "pix[0],", "fou[0]"] for line in lines)
+    assert lines[-1] == "similarity 1.00"
+    result = invoke(runs, "diff", drawn[:8])
+    lines = result.output.splitlines()
+    assert lines[1] == ("bmnas-mmimdb: bundled baseline; the run's data lacks input nodes it reads (image[2], text[0]), "
+                        "so those match nothing")
+    assert "image[2]" not in invoke(runs, "show", drawn[:8]).output

@@ -97,3 +97,21 @@ def test_rerun_failed_chain_links_children_to_their_new_parents(tmp_path):
     new = {r["name"]: r for r in registry.runs() if r["id"] not in (parent, child)}
     assert new["p/pretrain"]["parent_id"] == new["p/search"]["id"]
     assert f"rerun-of:{parent[:8]}" in registry.get_run(new["p/search"]["id"])["tags"]
+
+
+def test_run_refuses_a_genotype_the_data_cannot_bind_before_any_run_exists(tmp_path, views_file):
+    recipe = tmp_path / "bmnas.toml"
+    recipe.write_text(f'[run]\nstage = "finetune"\ngenotype = "baseline:bmnas-mmimdb"\n'
+                      f'[data]\ndataset = "features"\npath = "{views_file}"\n')
+    registry, _ = make_runs(tmp_path, count=1)
+    for args in (["run", str(recipe), "--detach"], ["recipe", "show", str(recipe)]):
+        result = invoke(tmp_path, *args)
+        assert result.exit_code != 0
+        assert result.output.splitlines() == [
+            f"Error: {recipe}: run.genotype: genotype bmnas-mmimdb reads input nodes image[2], text[0], which "
+            f"{views_file} does not have (its nodes: pix[0], pix[1], fou[0], fou[1], zer[0], zer[1]); map them "
+            'with run.genotype_nodes = {"image[2]" = "...", "text[0]" = "..."}']
+    assert len(registry.runs()) == 1  # only the run made above
+    mapped = invoke(tmp_path, "recipe", "show", str(recipe), "--set",
+                    'run.genotype_nodes={"image[2]" = "pix[0]", "text[0]" = "fou[0]"}')
+    assert mapped.exit_code == 0 and 'genotype_nodes = {"image[2]" = "pix[0]", "text[0]" = "fou[0]"}' in mapped.output

@@ -38,7 +38,7 @@ def test_bf16_autocast_only_where_native():
 @pytest.mark.parametrize("bf16", [False, True])
 def test_search_in_bf16_or_fp32_gives_finite_losses(tiny_features, tiny_space, bf16):
     reporter = InMemoryReporter()
-    search(tiny_features, tiny_space, SearchConfig(epochs=1, batch_size=32), ViewConfig(),
+    search(tiny_features, tiny_space, SearchConfig(min_steps=0, epochs=1, batch_size=32), ViewConfig(),
            Runtime(device="cpu", bf16=bf16), reporter)
     assert all(math.isfinite(v) for v in reporter.values("loss"))
 
@@ -47,7 +47,7 @@ def test_search_in_bf16_or_fp32_gives_finite_losses(tiny_features, tiny_space, b
 @pytest.mark.parametrize("objective", ["ssl", "supervised"])
 def test_search_on_cuda_with_bf16(tiny_features, tiny_space, objective):
     reporter = InMemoryReporter()
-    result = search(tiny_features, tiny_space, SearchConfig(objective=objective, epochs=1, batch_size=32),
+    result = search(tiny_features, tiny_space, SearchConfig(min_steps=0, objective=objective, epochs=1, batch_size=32),
                     ViewConfig(), Runtime(device="cuda", bf16=True), reporter)
     assert all(math.isfinite(v) for v in reporter.values("loss"))
     assert result.genotype.input_names == tiny_features.node_names

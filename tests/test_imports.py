@@ -11,7 +11,8 @@ HEAVY = ("torch", "torchvision", "transformers", "tensorboard", "textual", "ray"
 @pytest.mark.parametrize(
     "module",
     ["ssnas", "ssnas.errors", "ssnas.nas.genotype", "ssnas.nas.derive", "ssnas.nas.vocabulary", "ssnas.nas.space",
-     "ssnas.baselines", "ssnas.stages.config", "ssnas.cli", "ssnas.cluster.executor", "ssnas.cluster.link"],
+     "ssnas.baselines", "ssnas.stages.config", "ssnas.cli", "ssnas.cluster.executor", "ssnas.cluster.link",
+     "ssnas.data.convert", "ssnas.data.array_files"],
 )
 def test_light_modules_import_no_heavy_library(module):
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
@@ -19,7 +20,8 @@ def test_light_modules_import_no_heavy_library(module):
     assert done.stdout.strip() == ""
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["features", "--help"], ["baselines"],
+@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["features", "--help"],
+                                  ["features", "from-arrays", "--help"], ["baselines"],
                                   ["runs", "--help"], ["show", "--help"], ["metrics", "--help"], ["arch", "--help"],
                                   ["diff", "--help"], ["compare", "--help"], ["export", "--help"]])
 def test_commands_that_do_not_train_import_no_torch(argv):

@@ -87,7 +87,7 @@ def test_stacked_fusion_computes_what_separate_passes_compute(which):
 
 def _search(features, space, eager, objective="ssl"):
     reporter = InMemoryReporter()
-    config = SearchConfig(objective=objective, epochs=3, batch_size=32, arch_lr=3e-2)
+    config = SearchConfig(min_steps=0, objective=objective, epochs=3, batch_size=32, arch_lr=3e-2)
     result = search(features, space, config, ViewConfig(), Runtime(seed=0, device="cpu", eager=eager), reporter)
     return result, reporter
 
@@ -118,7 +118,7 @@ def test_pretraining_follows_the_same_curve_on_both_paths(tiny_features, tiny_sp
     logs = []
     for eager in (True, False):
         reporter = InMemoryReporter()
-        pretrain(tiny_features, genotype, space, PretrainConfig(epochs=2, batch_size=32), ViewConfig(),
+        pretrain(tiny_features, genotype, space, PretrainConfig(min_steps=0, epochs=2, batch_size=32), ViewConfig(),
                  Runtime(seed=0, device="cpu", eager=eager), reporter)
         logs.append(reporter)
     assert logs[0].values("loss") == pytest.approx(logs[1].values("loss"), rel=1e-3)
@@ -132,11 +132,11 @@ def test_compiled_stages_follow_the_eager_curve(tiny_features, tiny_space):
     searched = {}
     for compiled in (False, True):
         reporter = InMemoryReporter()
-        config = SearchConfig(objective="ssl", epochs=1, batch_size=32)
+        config = SearchConfig(min_steps=0, objective="ssl", epochs=1, batch_size=32)
         result = search(tiny_features, space, config, ViewConfig(), Runtime(seed=0, device="cpu", compile=compiled),
                         reporter)
         finetuned = InMemoryReporter()
-        finetune(tiny_features, result.genotype, space, FinetuneConfig(epochs=1, batch_size=32),
+        finetune(tiny_features, result.genotype, space, FinetuneConfig(min_steps=0, epochs=1, batch_size=32),
                  Runtime(seed=0, device="cpu", compile=compiled), finetuned)
         searched[compiled] = (reporter.values("loss"), finetuned.values("loss"), result.genotype)
     assert searched[True][0] == pytest.approx(searched[False][0], rel=1e-3)

@@ -12,10 +12,10 @@ from tests.conftest import TINY_SPACE
 def test_pipeline_chains_search_pretrain_finetune(tiny_features):
     config = PipelineConfig(
         space=TINY_SPACE,
-        search=SearchConfig(epochs=1, batch_size=32),
+        search=SearchConfig(min_steps=0, epochs=1, batch_size=32),
         views=ViewConfig(policy="instance"),
-        pretrain=PretrainConfig(epochs=1, batch_size=32),
-        finetune=FinetuneConfig(epochs=1, batch_size=32, label_ratio=0.5),
+        pretrain=PretrainConfig(min_steps=0, epochs=1, batch_size=32),
+        finetune=FinetuneConfig(min_steps=0, epochs=1, batch_size=32, label_ratio=0.5),
         runtime=Runtime(seed=0, device="cpu"),
     )
     reporter = InMemoryReporter()

@@ -205,7 +205,7 @@ def test_empty_recipe_is_every_default(in_tmp):
     d = load_recipe("empty.toml").to_dict()
     assert d["run"] == {"name": "empty", "stage": "pipeline", "seed": 0, "device": "auto", "bf16": False,
                         "eager": False, "compile": False, "tags": [],
-                        "executor": "local", "genotype": None, "checkpoint": None,
+                        "executor": "local", "genotype": None, "genotype_nodes": None, "checkpoint": None,
                         "stages": ["search", "pretrain", "finetune"]}
     assert d["data"]["dataset"] == "synthetic" and d["data"]["path"] is None
     assert d["data"]["synthetic"]["text_dims"] == [64, 128]
@@ -226,8 +226,8 @@ def test_extends_merges_tables_child_wins_lists_replace(in_tmp):
     assert r.views["noise"] == 0.2
 
 
-def test_relative_paths_resolve_against_the_file_that_names_them(in_tmp):
-    write(in_tmp, {"lab/genotypes/g.json": GENOTYPE, "lab/data/f.h5": "",
+def test_relative_paths_resolve_against_the_file_that_names_them(in_tmp, features_file):
+    write(in_tmp, {"lab/genotypes/g.json": GENOTYPE, "lab/data/f.h5": features_file.read_bytes(),
                    "lab/base.toml": '[run]\ngenotype = "genotypes/g.json"\n'
                                     '[data]\ndataset = "features"\npath = "data/f.h5"\n',
                    "mine.toml": 'extends = "lab/base.toml"\n[run]\nstage = "finetune"\n'})
@@ -755,9 +755,10 @@ def test_docs_describe_every_key():
         assert table in text
 
 
-def test_docs_examples_load(in_tmp):
+def test_docs_examples_load(in_tmp, features_file):
     shutil.copytree(ROOT / "recipes", in_tmp / "recipes")
-    write(in_tmp, {"runs/12/genotype.json": GENOTYPE, "runs/14/checkpoint.pt": "", "data/mmimdb-features.h5": ""})
+    write(in_tmp, {"runs/12/genotype.json": GENOTYPE, "runs/14/checkpoint.pt": "",
+                   "data/mmimdb-features.h5": features_file.read_bytes()})
     blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "docs" / "recipes.md").read_text(), re.S)
     assert len(blocks) >= 6
     for i, block in enumerate(blocks):
@@ -772,3 +773,109 @@ def test_recipe_module_imports_no_torch():
     done = subprocess.run([sys.executable, "-c", code, str(ROOT / "recipes" / "pretrain.toml")],
                           capture_output=True, text=True, check=True, cwd=os.getcwd())
     assert done.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------
+# Genotypes bound to the dataset's input nodes by name (run.genotype_nodes).
+
+VIEW_NAMES = "pix[0], pix[1], fou[0], fou[1], zer[0], zer[1]"
+ON_VIEWS = '[run]\nstage = "finetune"\ngenotype = "baseline:bmnas-mmimdb"\n[data]\ndataset = "features"\npath = "views.h5"\n'
+MAPPED = 'genotype_nodes = { "image[2]" = "pix[0]", "text[0]" = "fou[0]" }\n'
+
+
+@pytest.fixture
+def views(in_tmp, views_file):
+    """views.h5 (six views: pix, fou, zer) in the working folder, so that messages name it briefly."""
+    shutil.copy(views_file, in_tmp / "views.h5")
+    return in_tmp
+
+
+def test_a_genotype_whose_nodes_the_dataset_lacks_is_refused_at_load(views):
+    write(views, {"r.toml": ON_VIEWS})
+    with pytest.raises(RecipeError) as refused:
+        load_recipe("r.toml")
+    assert str(refused.value) == (
+        "r.toml: run.genotype: genotype bmnas-mmimdb reads input nodes image[2], text[0], which views.h5 does not "
+        f'have (its nodes: {VIEW_NAMES}); map them with run.genotype_nodes = {{"image[2]" = "...", "text[0]" = "..."}}')
+    write(views, {"s.toml": '[run]\nstage = "pretrain"\ngenotype = "baseline:bmnas-mmimdb"\n'
+                            "[data.synthetic]\nimage_levels = 2\nplanted_image = 0\n"})
+    with pytest.raises(RecipeError, match=r"^s\.toml: run\.genotype: genotype bmnas-mmimdb reads input nodes "
+                                          r"image\[2\], which the synthetic data does not have \(its nodes: image\[0\], "
+                                          r"image\[1\], text\[0\], text\[1\]\); map them with"):
+        load_recipe("s.toml")
+    assert load_recipe("s.toml", ["data.synthetic.image_levels=3"]).run.genotype == "baseline:bmnas-mmimdb"
+
+
+def test_genotype_nodes_bind_it_and_show_and_round_trip(views):
+    write(views, {"r.toml": ON_VIEWS.replace("[data]", MAPPED + "[data]")})
+    recipe = load_recipe("r.toml")
+    assert recipe.run.genotype_nodes == {"image[2]": "pix[0]", "text[0]": "fou[0]"}
+    assert Recipe.from_dict(json.loads(json.dumps(recipe.to_dict())), recipe.path) == recipe
+    text = format_recipe(recipe)
+    assert 'genotype_nodes = {"image[2]" = "pix[0]", "text[0]" = "fou[0]"}' in text
+    (views / "shown.toml").write_text(text)
+    assert load_recipe("shown.toml").to_dict() == recipe.to_dict()
+    set_there = load_recipe("r.toml", ['run.genotype_nodes={"image[2]" = "zer[1]", "text[0]" = "fou[1]"}'])
+    assert set_there.run.genotype_nodes == {"image[2]": "zer[1]", "text[0]": "fou[1]"}
+
+
+def test_genotype_nodes_in_an_arm_and_a_sweep(views):
+    write(views, {"r.toml": ON_VIEWS.replace('[run]\nstage = "finetune"\ngenotype = "baseline:bmnas-mmimdb"\n', "")
+                  + '[arms.ssl]\n'
+                  + '[arms.bmnas]\n"run.stages" = ["finetune"]\n"run.genotype" = "baseline:bmnas-mmimdb"\n'
+                  + '"run.genotype_nodes" = { "image[2]" = "pix[0]", "text[0]" = "fou[0]" }\n'
+                  + '[sweep]\n"data.label_ratio" = [0.5, 1.0]\n'})
+    ssl, _, bmnas, _ = expand_sweep(load_recipe("r.toml"))
+    assert ssl.run.genotype_nodes is None and bmnas.run.genotype_nodes == MAPPING_TABLE
+    write(views, {"s.toml": ON_VIEWS.replace("[data]", MAPPED + "[data]") + '[sweep]\n"run.genotype_nodes" = [{ "image[2]" = "pix[0]", "text[0]" = "fou[0]" },'
+                                       ' { "image[2]" = "pix[1]", "text[0]" = "zer[0]" }]\n'})
+    runs = expand_sweep(load_recipe("s.toml"))
+    assert runs[1].run.name == "s[run.genotype_nodes={image[2]:pix[1],text[0]:zer[0]}]"
+
+
+MAPPING_TABLE = {"image[2]": "pix[0]", "text[0]": "fou[0]"}
+BAD_MAPPINGS = [
+    ("unknown genotype node", 'genotype_nodes = { "image[9]" = "pix[0]" }\n',
+     "r.toml: run.genotype_nodes: 'image[9]' is not an input node of genotype bmnas-mmimdb (its nodes: image[0], "
+     "image[1], image[2], image[3], text[0], text[1])"),
+    ("unknown dataset node", 'genotype_nodes = { "image[2]" = "pix[7]", "text[0]" = "fou[0]" }\n',
+     f"r.toml: run.genotype_nodes: 'pix[7]' is not an input node of views.h5 (its nodes: {VIEW_NAMES})"),
+    ("two onto one", 'genotype_nodes = { "image[2]" = "pix[0]", "text[0]" = "pix[0]" }\n',
+     "r.toml: run.genotype_nodes: image[2] and text[0] both map onto pix[0]"),
+    ("not a table", 'genotype_nodes = "pix[0]"\n',
+     "r.toml: run.genotype_nodes: expected a table of node names (genotype node = dataset node, e.g. "
+     "{\"image[2]\" = \"pix[0]\"}), got 'pix[0]'"),
+    ("a table of numbers", 'genotype_nodes = { "image[2]" = 0 }\n',
+     "r.toml: run.genotype_nodes: expected a table of node names (genotype node = dataset node, e.g. "
+     "{\"image[2]\" = \"pix[0]\"}), got a table"),
+    ("partial", 'genotype_nodes = { "image[2]" = "pix[0]" }\n',
+     "r.toml: run.genotype: genotype bmnas-mmimdb reads input nodes text[0], which views.h5 does not have "
+     f'(its nodes: {VIEW_NAMES}); map them with run.genotype_nodes = {{"text[0]" = "..."}}'),
+]
+
+
+@pytest.mark.parametrize("mapping, message", [case[1:] for case in BAD_MAPPINGS], ids=[c[0] for c in BAD_MAPPINGS])
+def test_bad_genotype_nodes_are_one_line_naming_the_key(views, mapping, message):
+    write(views, {"r.toml": ON_VIEWS.replace("[data]", mapping + "[data]")})
+    with pytest.raises(RecipeError) as refused:
+        load_recipe("r.toml")
+    assert str(refused.value) == message
+
+
+def test_genotype_nodes_need_a_genotype_file_or_baseline(views):
+    write(views, {"r.toml": ON_VIEWS.replace("baseline:bmnas-mmimdb", "random").replace("[data]", MAPPED + "[data]"),
+                  "s.toml": ON_VIEWS.replace('stage = "finetune"\ngenotype = "baseline:bmnas-mmimdb"\n', MAPPED)})
+    with pytest.raises(RecipeError, match=r"^r\.toml: run\.genotype_nodes: maps the nodes of a genotype file or "
+                                          r"baseline to the dataset's; a random genotype is drawn on the dataset's "
+                                          r"own nodes$"):
+        load_recipe("r.toml")
+    with pytest.raises(RecipeError, match=r"^s\.toml: run\.genotype_nodes: .*; this run has no run\.genotype$"):
+        load_recipe("s.toml")
+    assert load_recipe("r.toml", ["run.genotype_nodes={}"]).run.genotype == "random"
+
+
+def test_a_features_file_that_cannot_name_its_nodes_is_refused_when_a_genotype_needs_them(in_tmp):
+    write(in_tmp, {"views.h5": "", "r.toml": ON_VIEWS})
+    with pytest.raises(RecipeError, match=r"^r\.toml: data\.path: views\.h5: not an HDF5 file$"):
+        load_recipe("r.toml")
+    assert load_recipe("r.toml", ["run.genotype=random"]).run.genotype == "random"  # drawn on the nodes it finds

@@ -33,7 +33,7 @@ def forbid_labels(features: FeatureSet) -> LabelsForbidden:
 
 def run(features, space, objective="ssl", epochs=2, seed=0, **options):
     reporter = InMemoryReporter()
-    config = SearchConfig(objective=objective, epochs=epochs, batch_size=32, **options)
+    config = SearchConfig(min_steps=0, objective=objective, epochs=epochs, batch_size=32, **options)
     result = search(features, space, config, ViewConfig(), Runtime(seed=seed, device="cpu"), reporter)
     return result, reporter
 
@@ -84,7 +84,7 @@ def test_search_is_repeatable_bit_for_bit_on_cpu(tiny_features, tiny_space):
 
 @pytest.mark.parametrize("stop_after", [4, 6])  # 3 steps per epoch: mid-epoch, and at an epoch's end
 def test_a_stopped_search_resumes_exactly_where_it_stopped(tiny_features, tiny_space, stop_after):
-    config = SearchConfig(objective="ssl", epochs=3, batch_size=32)
+    config = SearchConfig(min_steps=0, objective="ssl", epochs=3, batch_size=32)
     runtime = Runtime(seed=1, device="cpu")
     full_reporter = InMemoryReporter()
     full = search(tiny_features, tiny_space, config, ViewConfig(), runtime, full_reporter)
@@ -140,4 +140,4 @@ def test_a_diverging_search_fails_with_a_clear_reason(tiny_features, tiny_space)
 )
 def test_bad_search_settings_name_the_field(field, value, message):
     with pytest.raises(ConfigError, match=message):
-        SearchConfig(**{field: value})
+        SearchConfig(min_steps=0, **{field: value})

@@ -26,7 +26,7 @@ def genotype():
 
 def test_pretrain_reads_no_labels_and_keeps_the_best_dev_epoch(tiny_features, tiny_space, genotype):
     reporter = InMemoryReporter()
-    result = pretrain(forbid_labels(tiny_features), genotype, tiny_space, PretrainConfig(epochs=3, batch_size=32),
+    result = pretrain(forbid_labels(tiny_features), genotype, tiny_space, PretrainConfig(min_steps=0, epochs=3, batch_size=32),
                       ViewConfig(), CPU, reporter)
     dev = reporter.values("epoch_loss", split="dev")
     assert len(dev) == 3 and result.dev_loss == min(dev) and dev[result.best_epoch] == result.dev_loss
@@ -36,7 +36,7 @@ def test_pretrain_reads_no_labels_and_keeps_the_best_dev_epoch(tiny_features, ti
 
 def test_finetune_scores_test_once_with_dev_choices(tiny_features, tiny_space, genotype):
     reporter = InMemoryReporter()
-    result = finetune(tiny_features, genotype, tiny_space, FinetuneConfig(epochs=3, batch_size=32, label_ratio=0.25),
+    result = finetune(tiny_features, genotype, tiny_space, FinetuneConfig(min_steps=0, epochs=3, batch_size=32, label_ratio=0.25),
                       CPU, reporter)
     assert result.labeled == math.ceil(0.25 * 192)
     assert set(result.test) == {"weighted", "macro", "micro", "samples"}
@@ -47,12 +47,12 @@ def test_finetune_scores_test_once_with_dev_choices(tiny_features, tiny_space, g
 
 
 def test_finetune_from_a_pretrained_network_and_frozen(tiny_features, tiny_space, genotype):
-    pre = pretrain(tiny_features, genotype, tiny_space, PretrainConfig(epochs=1, batch_size=32), ViewConfig(), CPU,
+    pre = pretrain(tiny_features, genotype, tiny_space, PretrainConfig(min_steps=0, epochs=1, batch_size=32), ViewConfig(), CPU,
                    InMemoryReporter())
     frozen_before = {k: v.clone() for k, v in pre.network_state.items()}
     reporter = InMemoryReporter()
     result = finetune(tiny_features, genotype, tiny_space,
-                      FinetuneConfig(epochs=2, batch_size=32, freeze_encoder=True), CPU, reporter,
+                      FinetuneConfig(min_steps=0, epochs=2, batch_size=32, mode="probe"), CPU, reporter,
                       network_state=pre.network_state)
     assert 0.0 <= result.test["weighted"] <= 1.0
     final = reporter.checkpoints[-1][1]["model"]
@@ -81,7 +81,7 @@ def test_halves_are_disjoint_and_cover():
 def test_finetune_needs_labels(tiny_features, tiny_space, genotype):
     unlabeled = FeatureSet(tiny_features.modalities, tiny_features.levels, tiny_features.splits)
     with pytest.raises(DatasetError, match="labels"):
-        finetune(unlabeled, genotype, tiny_space, FinetuneConfig(epochs=1), CPU, InMemoryReporter())
+        finetune(unlabeled, genotype, tiny_space, FinetuneConfig(min_steps=0, epochs=1), CPU, InMemoryReporter())
 
 
 def test_pretrain_of_a_one_modality_genotype_falls_back_to_instance_views(tiny_features, tiny_space):
@@ -93,7 +93,7 @@ def test_pretrain_of_a_one_modality_genotype_falls_back_to_instance_views(tiny_f
         concat=(6, 7),
     )
     reporter = InMemoryReporter()
-    pretrain(tiny_features, image_only, tiny_space, PretrainConfig(epochs=1, batch_size=32), ViewConfig(), CPU, reporter)
+    pretrain(tiny_features, image_only, tiny_space, PretrainConfig(min_steps=0, epochs=1, batch_size=32), ViewConfig(), CPU, reporter)
     assert any(level == "warning" and "instance policy" in message for level, message in reporter.events)
 
 
@@ -103,9 +103,9 @@ def test_a_stopped_stage_resumes_exactly_where_it_stopped(tiny_features, tiny_sp
 
     def run(reporter, resume=None):
         if stage == "pretrain":
-            return pretrain(tiny_features, genotype, tiny_space, PretrainConfig(epochs=2, batch_size=64), ViewConfig(),
+            return pretrain(tiny_features, genotype, tiny_space, PretrainConfig(min_steps=0, epochs=2, batch_size=64), ViewConfig(),
                             CPU, reporter, resume=resume)
-        return finetune(tiny_features, genotype, tiny_space, FinetuneConfig(epochs=3, batch_size=32, label_ratio=0.5),
+        return finetune(tiny_features, genotype, tiny_space, FinetuneConfig(min_steps=0, epochs=3, batch_size=32, label_ratio=0.5),
                         CPU, reporter, resume=resume)
 
     full_reporter = InMemoryReporter()

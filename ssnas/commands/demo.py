@@ -1,4 +1,4 @@
-"""Commands that need no registry: the in-process demo, the feature cache, the bundled baselines."""
+"""Commands that need no registry: the in-process demo and the bundled baselines."""
 
 from __future__ import annotations
 
@@ -29,28 +29,6 @@ def demo(label_ratio: float, seed: int, device: str, epochs: int | None, bf16: b
     reporter.event(f"ssnas: self-supervised search -> pretrain -> fine-tune on the synthetic dataset "
                    f"(r = {label_ratio}, seed {seed})")
     click.echo(format_summary(run_pipeline(features, config, reporter), data_config))
-
-
-@click.command()
-@click.argument("dataset", type=click.Choice(["synthetic", "mmimdb", "features"]))
-@click.argument("output", type=click.Path(dir_okay=False))
-@click.option("--path", "source", type=click.Path(), help="The dataset's file (mmimdb, features).")
-@click.option("--image-weights", type=click.Path(), help="mmimdb: local VGG19 state_dict.")
-@click.option("--text-weights", type=click.Path(), help="mmimdb: local text-MLP state_dict.")
-@click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
-@reports_errors
-def features(dataset: str, output: str, source: str | None, image_weights: str | None, text_weights: str | None,
-             dtype: str) -> None:
-    """Precompute a dataset's feature pyramids into one ssnas-features/1 file that search reads fast."""
-    from ssnas.data.datasets import load_dataset
-    from ssnas.data.features import write_features
-
-    options = {}
-    if dataset == "mmimdb":
-        options = {"image_weights": image_weights, "text_weights": text_weights}
-    data = load_dataset(dataset, source, options)
-    path = write_features(data, output, dtype=dtype)
-    click.echo(f"{path}: {data.num_samples} samples, nodes {', '.join(data.node_names)}")
 
 
 @click.command()

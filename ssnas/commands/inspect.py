@@ -548,6 +548,7 @@ def arch_command(workspace: Workspace, run: str, epoch: int | None) -> None:
 def diff_command(workspace: Workspace, run: str, other: str | None, baseline: str | None) -> None:
     """A run's latest genotype against another run's or a bundled baseline: differing choices and similarity."""
     from ssnas.baselines import load_baseline
+    from ssnas.nas.binding import bind_reference
     from ssnas.nas.genotype import diff
 
     if other and baseline:
@@ -565,6 +566,16 @@ def diff_command(workspace: Workspace, run: str, other: str | None, baseline: st
     else:
         baseline = baseline or "bmnas-mmimdb"
         other_genotype, other_label, other_title = load_baseline(baseline), baseline, "bundled baseline"
+        # on the run's input nodes, as the run bound its genotype (through its run.genotype_nodes, if any)
+        mapping = ((row["config"] or {}).get("run") or {}).get("genotype_nodes")
+        bound = bind_reference(other_genotype, genotype.input_names, mapping)
+        if bound is None:
+            reads = ", ".join(other_genotype.used_input_names)
+            other_title += f"; the run's data lacks input nodes it reads ({reads}), so those match nothing"
+        else:
+            if bound.used_input_names != other_genotype.used_input_names:
+                other_title += f", on the run's input nodes ({', '.join(bound.used_input_names)})"
+            other_genotype = bound
     click.echo(f"{label}: run {row['name']} ({where})\n{other_label}: {other_title}\n")
     click.echo(diff(genotype, other_genotype).render(label, other_label))
 

@@ -11,14 +11,13 @@ Layout (DESIGN.md section 8, user documentation in docs/features.md):
 
 The reader checks all of it where the file enters, so that a malformed file fails at once with the
 file and the key instead of deep inside a training step. Whole datasets are read with `[()]`: one
-HDF5 read per array is what keeps loading fast.
+HDF5 read per array is what keeps loading fast. The torch-free parts (the constants, the split
+checks, the writer) live in `feature_format`, which `convert` (arrays -> file) shares.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,12 +25,17 @@ import h5py
 import numpy as np
 import torch
 
-from ssnas.data.pyramids import SPLITS, FeatureSet
+from ssnas.data.feature_format import (
+    FORMAT,
+    LEVEL_NAME,
+    SPLITS,
+    check_splits,
+    is_name_list,
+    write_feature_file,
+)
+from ssnas.data.feature_format import feature_error as _error
+from ssnas.data.pyramids import FeatureSet
 from ssnas.errors import DatasetError
-
-FORMAT = "ssnas-features/1"
-_LEVEL = re.compile(r"level_(\d+)")
-_FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 def write_features(features: FeatureSet, path: str | Path, dtype: Literal["float16", "float32"] = "float16") -> Path:
@@ -40,30 +44,17 @@ def write_features(features: FeatureSet, path: str | Path, dtype: Literal["float
     float16 halves the file and is ample for frozen-backbone activations; a level whose values
     would overflow it is refused rather than silently stored as inf.
     """
-    if dtype not in ("float16", "float32"):
-        raise DatasetError(f"{path}: dtype: {dtype!r} is not 'float16' or 'float32'")
-    path = Path(path)
     labels = features.labels if features.has_labels else None
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["modalities"] = json.dumps(list(features.modalities))
-            f.attrs["source"] = features.source
-            if labels is not None and features.label_names is not None:
-                f.attrs["label_names"] = json.dumps(list(features.label_names))
-            for name, pyramid in zip(features.modalities, features.levels):
-                for k, level in enumerate(pyramid):
-                    key = f"/modalities/{name}/level_{k}"
-                    f.create_dataset(key, data=_level_array(level, dtype, path, key))
-            if labels is not None:
-                f.create_dataset("/labels", data=_label_array(labels, path))
-            for split in SPLITS:
-                f.create_dataset(f"/splits/{split}", data=features.splits[split].cpu().numpy().astype(np.int64))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_feature_file(
+        path,
+        features.modalities,
+        [[level.detach().cpu().float().numpy() for level in pyramid] for pyramid in features.levels],
+        {split: idx.cpu().numpy() for split, idx in features.splits.items()},
+        labels=labels.detach().cpu().numpy() if labels is not None else None,
+        label_names=features.label_names,
+        source=features.source,
+        dtype=dtype,
+    )
 
 
 def build_feature_cache(features: FeatureSet, path: str | Path) -> Path:
@@ -102,25 +93,6 @@ def read_features(path: str | Path) -> FeatureSet:
     )
 
 
-def _error(path: Path, key: str, problem: str) -> DatasetError:
-    """The one error shape of this module: `<path>: <key>: <problem>`."""
-    return DatasetError(f"{path}: {key}: {problem}")
-
-
-def _level_array(level: torch.Tensor, dtype: str, path: Path, key: str) -> np.ndarray:
-    array = level.detach().cpu().float().numpy()
-    if dtype == "float16" and array.size and float(np.abs(array).max()) > _FLOAT16_MAX:
-        raise _error(path, key, "values exceed the float16 range; write with dtype='float32'")
-    return array.astype(dtype)
-
-
-def _label_array(labels: torch.Tensor, path: Path) -> np.ndarray:
-    array = labels.detach().cpu().numpy()
-    if not np.isin(array, (0, 1)).all():
-        raise _error(path, "/labels", "values must be 0 or 1 (multi-hot)")
-    return array.astype(np.uint8)
-
-
 def _json_attr(f: h5py.File, name: str, path: Path) -> Any:
     raw = f.attrs[name]
     if isinstance(raw, bytes):
@@ -131,10 +103,6 @@ def _json_attr(f: h5py.File, name: str, path: Path) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise _error(path, name, f"not valid JSON ({exc.msg})") from None
-
-
-def _is_name_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v and "/" not in v for v in value)
 
 
 def _check_format(f: h5py.File, path: Path) -> None:
@@ -150,7 +118,7 @@ def _read_modalities(f: h5py.File, path: Path) -> list[str]:
     if "modalities" not in f.attrs:
         raise _error(path, "modalities", "missing root attribute (a JSON list of modality names)")
     names = _json_attr(f, "modalities", path)
-    if not _is_name_list(names) or len(names) < 2:
+    if not is_name_list(names) or len(names) < 2:
         raise _error(path, "modalities", f"expected a JSON list of at least two names, got {names!r}")
     if len(set(names)) != len(names):
         raise _error(path, "modalities", f"names repeat: {names!r}")
@@ -164,7 +132,7 @@ def _level_datasets(f: h5py.File, name: str, path: Path) -> list[h5py.Dataset]:
     group = f[key]
     numbers = []
     for member in group:
-        match = _LEVEL.fullmatch(member)
+        match = LEVEL_NAME.fullmatch(member)
         if match is None:
             raise _error(path, f"{key}/{member}", "unexpected member; levels are named level_0, level_1, ...")
         numbers.append(int(match.group(1)))
@@ -210,7 +178,7 @@ def _read_label_names(f: h5py.File, labels: np.ndarray | None, path: Path) -> li
     if labels is None:
         raise _error(path, "label_names", "given, but the file has no /labels")
     names = _json_attr(f, "label_names", path)
-    if not _is_name_list(names):
+    if not is_name_list(names):
         raise _error(path, "label_names", f"expected a JSON list of names, got {names!r}")
     if len(names) != labels.shape[1]:
         raise _error(path, "label_names", f"has {len(names)} names, but /labels has {labels.shape[1]} classes")
@@ -219,25 +187,13 @@ def _read_label_names(f: h5py.File, labels: np.ndarray | None, path: Path) -> li
 
 def _read_splits(f: h5py.File, n: int, path: Path) -> dict[str, np.ndarray]:
     splits: dict[str, np.ndarray] = {}
-    owner = np.full(n, -1, dtype=np.int64)
-    for s, split in enumerate(SPLITS):
+    for split in SPLITS:
         key = f"/splits/{split}"
         if key not in f:
             raise _error(path, key, "missing")
         dataset = f[key]
         if not isinstance(dataset, h5py.Dataset) or dataset.ndim != 1 or dataset.dtype.kind not in "iu":
             raise _error(path, key, "expected a 1-D integer dataset of row indices")
-        idx = dataset[()].astype(np.int64)
-        if idx.size and (idx.min() < 0 or idx.max() >= n):
-            bad = idx[(idx < 0) | (idx >= n)][0]
-            raise _error(path, key, f"index {bad} out of range 0..{n - 1}")
-        if np.unique(idx).size != idx.size:
-            raise _error(path, key, "repeats a row")
-        taken = owner[idx]
-        if (taken >= 0).any():
-            other = SPLITS[int(taken[taken >= 0][0])]
-            raise _error(path, key, f"overlaps /splits/{other}")
-        owner[idx] = s
-        splits[split] = idx
+        splits[split] = dataset[()].astype(np.int64)
+    check_splits(splits, n, {split: (path, f"/splits/{split}") for split in SPLITS})
     return splits
-

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ssnas.data.encoders import TextMLPPyramid, VGG19Pyramid, encode_in_batches
+from ssnas.data.nodes import MMIMDB_PYRAMIDS
 from ssnas.data.pyramids import SPLITS, FeatureSet
 from ssnas.errors import DatasetError
 
@@ -87,7 +88,7 @@ def load_mmimdb(
     mlp = TextMLPPyramid(input_dim=text.shape[1], weights_path=text_weights).to(device)
     text_levels = encode_in_batches(mlp, text, batch_size)
     return FeatureSet(
-        ("image", "text"),
+        tuple(modality for modality, _ in MMIMDB_PYRAMIDS),
         [image_levels, text_levels],
         {split: torch.from_numpy(idx) for split, idx in splits.items()},
         labels=labels,

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
+from ssnas.data.feature_format import SPLITS  # re-exported: the split names belong to the file format
+from ssnas.data.nodes import node_names
 from ssnas.errors import DatasetError
-
-SPLITS = ("train", "dev", "test")
 
 
 class FeatureSet:
@@ -80,7 +80,7 @@ class FeatureSet:
     @property
     def node_names(self) -> tuple[str, ...]:
         """Input-node names in node order, modality by modality: ("image[0]", ..., "text[1]")."""
-        return tuple(f"{m}[{k}]" for m, pyramid in zip(self.modalities, self.levels) for k in range(len(pyramid)))
+        return node_names((m, len(pyramid)) for m, pyramid in zip(self.modalities, self.levels))
 
     @property
     def node_modality(self) -> tuple[int, ...]:

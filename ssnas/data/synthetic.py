@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ssnas.data.nodes import SYNTHETIC_MODALITIES, node_name
 from ssnas.data.pyramids import FeatureSet
 from ssnas.errors import ConfigError
 
@@ -70,7 +71,8 @@ class SyntheticConfig:
     @property
     def planted_nodes(self) -> tuple[str, str]:
         """Names of the two input nodes the labels depend on."""
-        return (f"image[{self.planted_image}]", f"text[{self.planted_text}]")
+        image, text = SYNTHETIC_MODALITIES
+        return (node_name(image, self.planted_image), node_name(text, self.planted_text))
 
 
 def _level(content: torch.Tensor, size: int, noise: float, g: torch.Generator) -> torch.Tensor:
@@ -125,7 +127,7 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> FeatureSet:
         "test": order[config.train + config.dev :],
     }
     return FeatureSet(
-        modalities=("image", "text"),
+        modalities=SYNTHETIC_MODALITIES,
         levels=(tuple(image), tuple(text)),
         splits=splits,
         labels=labels,

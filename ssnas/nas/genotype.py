@@ -180,6 +180,12 @@ class Genotype:
         """Names of all global nodes: the input names, then "cell0", "cell1", ..."""
         return self.input_names + tuple(f"cell{k}" for k in range(len(self.cells)))
 
+    @property
+    def used_input_names(self) -> tuple[str, ...]:
+        """The input nodes its cells read, in node order: what a dataset must have to run it."""
+        used = {i for cell in self.cells for i in cell.inputs if i < self.num_inputs}
+        return tuple(name for i, name in enumerate(self.input_names) if i in used)
+
     def node_name(self, index: int) -> str:
         """Readable name of global node `index`, for listings and diffs."""
         names = self.node_names

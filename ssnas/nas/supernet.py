@@ -5,6 +5,12 @@ Three kinds of architecture weights, all `nn.Parameter`s kept apart from the net
 `step_input` (beta: per step, two slots over the cell's inputs and earlier steps) and `step_op`
 (gamma: per step, a distribution over primitives). The slots are ordered because a step is
 LayerNorm(op(x, y) + x): x is the residual and the attention query, y what it attends to.
+
+Two relaxations. "softmax" (DARTS) mixes every candidate by its softmaxed weight. "gumbel" (GDAS)
+samples one candidate per choice and forward pass from Gumbel-softmax at temperature `tau`, as a
+one-hot vector whose gradient is the soft sample's (straight-through): a step computes only its
+sampled primitive, and every architecture weight still gets a gradient. Evaluation (eval mode)
+uses the softmax in both cases.
 """
 
 from __future__ import annotations
@@ -34,8 +40,14 @@ class SearchStep(nn.Module):
         )
         self.norm = StepNorm(space.channels, space.positions)
 
-    def forward(self, candidates: torch.Tensor, input_weights: torch.Tensor, op_weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, candidates: torch.Tensor, input_weights: torch.Tensor, op_weights: torch.Tensor,
+                sampled: bool = False) -> torch.Tensor:
         x, y = _mix(input_weights, candidates)
+        if sampled:  # one-hot: only the chosen primitive runs; its weight (1 forward) carries the gradient
+            chosen = int(op_weights.argmax())
+            name, op = list(self.ops.items())[chosen]
+            fused = op_weights[chosen] * (torch.zeros_like(x) if name == "zero" else op(x, y))
+            return self.norm(fused, x)
         fused = None
         for weight, (name, op) in zip(op_weights, self.ops.items()):
             if name == "zero":  # contributes nothing; skip the work
@@ -52,13 +64,14 @@ class SearchCell(nn.Module):
         self.output = CellOutput(space.steps, space.channels)
 
     def forward(
-        self, inputs: torch.Tensor, step_input_weights: list[torch.Tensor], step_op_weights: torch.Tensor
+        self, inputs: torch.Tensor, step_input_weights: list[torch.Tensor], step_op_weights: torch.Tensor,
+        sampled: bool = False,
     ) -> torch.Tensor:
         """`inputs`: the cell's two mixed inputs, stacked (2, B, L, C)."""
         states = inputs
         outputs = []
         for j, step in enumerate(self.steps):
-            out = step(states, step_input_weights[j], step_op_weights[j])
+            out = step(states, step_input_weights[j], step_op_weights[j], sampled)
             outputs.append(out)
             states = torch.cat((states, out.unsqueeze(0)))
         return self.output(outputs)
@@ -67,9 +80,13 @@ class SearchCell(nn.Module):
 class Supernet(nn.Module):
     """Input stem, `cells` searchable cells and the fusion head; returns the fused representation."""
 
-    def __init__(self, in_channels: list[int], input_names: tuple[str, ...], space: SpaceConfig) -> None:
+    def __init__(self, in_channels: list[int], input_names: tuple[str, ...], space: SpaceConfig,
+                 relaxation: str = "softmax") -> None:
         super().__init__()
         self.space = space
+        self.relaxation = relaxation
+        self.tau = 1.0  # the Gumbel-softmax temperature; the search anneals it
+        self._noise: dict[str, torch.Tensor] = {}  # this step's Gumbel noise per choice (see `draw`)
         self.input_names = tuple(input_names)
         self.in_channels = list(in_channels)
         n = len(in_channels)
@@ -98,19 +115,51 @@ class Supernet(nn.Module):
         """The input nodes, (B, L, C) each: where feature-level views are made."""
         return self.stem(levels)
 
+    @property
+    def sampling(self) -> bool:
+        return self.relaxation == "gumbel" and self.training
+
+    def _named_logits(self) -> dict[str, nn.Parameter]:
+        return {**{f"cell_input{k}": p for k, p in enumerate(self.cell_input_logits)},
+                **{f"step_input{i}": p for i, p in enumerate(self.step_input_logits)},
+                **{f"step_op{k}": p for k, p in enumerate(self.step_op_logits)}}
+
+    def draw(self, generator: torch.Generator | None) -> None:
+        """Draw the architecture that every pass of this step samples (gumbel only): both views of a
+        contrastive step must go through the same architecture, and a seeded generator makes the
+        draw repeatable, as the second-order step needs."""
+        self._noise = {}
+        if not self.sampling:
+            return
+        for name, logits in self._named_logits().items():
+            uniform = torch.rand(logits.shape, generator=generator).clamp_(1e-10, 1.0 - 1e-7)
+            self._noise[name] = (-torch.log(-torch.log(uniform))).to(logits.device)
+
+    def _choice(self, name: str) -> torch.Tensor:
+        """Weights of a choice: its softmax, or (sampling) a straight-through one-hot Gumbel sample."""
+        logits = self._named_logits()[name]
+        if not self.sampling:
+            return torch.softmax(logits, dim=-1)
+        noise = self._noise.get(name)
+        if noise is None:
+            noise = -torch.log(-torch.log(torch.rand_like(logits).clamp_(1e-10, 1.0 - 1e-7)))
+        soft = torch.softmax((logits + noise) / self.tau, dim=-1)
+        hard = torch.zeros_like(soft).scatter_(-1, soft.argmax(dim=-1, keepdim=True), 1.0)
+        return hard - soft.detach() + soft
+
     def fuse(self, nodes: list[torch.Tensor]) -> torch.Tensor:
         steps = self.space.steps
         inputs = torch.stack(nodes)
         n = len(nodes)
         cell_outputs: list[torch.Tensor] = []
         for k, cell in enumerate(self.cells):
-            weights = torch.softmax(self.cell_input_logits[k], dim=-1)
+            weights = self._choice(f"cell_input{k}")
             # earlier cells are added one by one rather than re-stacking every candidate per cell
             mixed = _mix(weights[:, :n], inputs)
             for j, earlier in enumerate(cell_outputs):
                 mixed = mixed + weights[:, n + j, None, None, None] * earlier
-            step_inputs = [torch.softmax(w, dim=-1) for w in self.step_input_logits[k * steps : (k + 1) * steps]]
-            cell_outputs.append(cell(mixed, step_inputs, torch.softmax(self.step_op_logits[k], dim=-1)))
+            step_inputs = [self._choice(f"step_input{i}") for i in range(k * steps, (k + 1) * steps)]
+            cell_outputs.append(cell(mixed, step_inputs, self._choice(f"step_op{k}"), self.sampling))
         return self.head(cell_outputs[-self.space.cell_multiplier :])
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:

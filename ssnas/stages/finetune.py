@@ -1,8 +1,10 @@
 """The fine-tune stage: a classifier on a (pretrained or fresh) fixed network, on r of the labels.
 
-Only a seeded fraction `label_ratio` of the training split is read with its labels. The epoch
-and the decision threshold are chosen on the dev split; the test split is scored once, at the
-end, with that choice.
+Only a seeded fraction `label_ratio` of the training split is read with its labels. The mode
+(a linear probe on the frozen network, or the whole network trained), the epoch and the decision
+threshold are chosen on the dev split; the test split is scored once, at the end, with that
+choice. The same stage trains the no-search baselines (`finetune.model`), so that they see the
+same labeled rows, budget, dev selection and metrics as the searched networks.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ssnas.metrics import best_threshold, f1_scores
 from ssnas.nas.fixed import FixedNet
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.heads import Classifier
+from ssnas.nas.no_search import build_no_search
 from ssnas.nas.space import SpaceConfig
 from ssnas.objectives import multilabel_bce
 from ssnas.reporting import Reporter
@@ -32,10 +35,11 @@ from ssnas.stages.training import (
     Position,
     adam,
     batch_indices,
+    Budget,
     cosine_lr,
     descend,
-    epoch_generator,
-    steps_per_epoch,
+    epoch_batches,
+    plan_budget,
     stop_if_asked,
 )
 
@@ -48,6 +52,8 @@ class FinetuneResult:
     best_epoch: int
     labeled: int  # how many training rows were read with their labels
     seconds: float
+    mode: str = "full"  # the mode chosen on dev: "probe" or "full"
+    steps: int = 0  # optimizer steps taken, every mode together
 
 
 class Model(nn.Module):
@@ -67,27 +73,42 @@ def predict(model: nn.Module, data: NodeData, rows: torch.Tensor, batch_size: in
     return torch.cat(probs).cpu()
 
 
-def finetune(
-    features: FeatureSet,
-    genotype: Genotype,
-    space: SpaceConfig,
-    config: FinetuneConfig,
-    runtime: Runtime,
-    reporter: Reporter,
-    network_state: dict[str, torch.Tensor] | None = None,
-    resume: dict[str, Any] | None = None,
-) -> FinetuneResult:
-    """Train and score a classifier; `network_state` is a pretrained FixedNet (None: from scratch)."""
-    started = time.perf_counter()
-    device = runtime.torch_device()
-    runtime.seed_everything(offset=2)
-    data = NodeData(features, space.positions, device)
+def _build(genotype: Genotype | None, space: SpaceConfig, config: FinetuneConfig, data: NodeData, num_classes: int,
+           network_state: dict[str, torch.Tensor] | None, device: torch.device) -> nn.Module:
+    if config.model != "nas":
+        shapes = [(level.shape[1], level.shape[2]) for level in data.levels]
+        return build_no_search(config.model, shapes, data.node_modality, num_classes, config.hidden,
+                               config.dropout).to(device)
     network = FixedNet(data.in_channels, genotype, space)
     if network_state is not None:
         network.load_state_dict(network_state)
-    model = Model(network, Classifier(network.out_features, features.num_classes)).to(device)
-    if config.freeze_encoder:
-        network.requires_grad_(False)
+    return Model(network, Classifier(network.out_features, num_classes, config.dropout)).to(device)
+
+
+@dataclass
+class _Session:
+    """What every mode of one fine-tune run shares."""
+
+    data: NodeData
+    labels: torch.Tensor
+    targets: torch.Tensor
+    train: torch.Tensor  # the labeled rows
+    dev: torch.Tensor
+    budget: Budget
+    runtime: Runtime
+    reporter: Reporter
+    config: FinetuneConfig
+    total: int  # steps of every mode together: the progress line's denominator
+
+
+def _train_mode(session: _Session, mode: str, first_epoch: int, first_step: int, model: nn.Module,
+                checkpoint_extra: dict[str, Any], resume: dict[str, Any] | None) -> dict[str, Any]:
+    """Train `model` in `mode` for the budget's epochs (numbered from `first_epoch`), keeping the
+    best dev epoch; returns that best (dev F1, epoch, threshold, scores, weights)."""
+    config, data, reporter, runtime = session.config, session.data, session.reporter, session.runtime
+    frozen = mode == "probe"
+    if frozen:
+        model.network.requires_grad_(False)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = adam(params, lr=config.lr, weight_decay=config.weight_decay)
     best = {"dev_f1": -1.0, "epoch": -1, "threshold": 0.5, "dev": {}, "model": copy.deepcopy(model.state_dict())}
@@ -95,35 +116,30 @@ def finetune(
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         best = resume["best"]
-    at = Position.resume(resume)
-    labels = features.labels.float()
-    train = labeled_subset(features.splits["train"], config.label_ratio, runtime.seed)
-    dev, test = features.splits["dev"], features.splits["test"]
-    targets = labels.to(device)
-    per_epoch = steps_per_epoch(train.numel(), config.batch_size)
-    total = per_epoch * config.epochs
+    at = Position.resume(resume) if resume is not None else Position(epoch=first_epoch, step=first_step)
+    last_epoch = resume["last_epoch"] if resume is not None else first_epoch + config.epochs
+    device = data.device
 
     def checkpoint() -> dict[str, Any]:
-        return {"stage": "finetune", "position": at.to_dict(), "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(), "best": best, "genotype": genotype.to_dict(),
-                "space": dataclasses.asdict(space), "in_channels": data.in_channels}
+        return {"stage": "finetune", "position": at.to_dict(), "model": model.state_dict(), "mode": mode,
+                "last_epoch": last_epoch, "optimizer": optimizer.state_dict(),
+                "best": best, **checkpoint_extra}
 
     train_forward = runtime.compiled(model)
-    if at.step == 0:
-        reporter.genotype(genotype, step=0, epoch=0)
-    while at.epoch < config.epochs:
+    while at.epoch < last_epoch:
         model.train()
-        if config.freeze_encoder:
-            network.eval()  # a frozen encoder keeps its batch-norm statistics too
-        for index in batch_indices(train, config.batch_size, epoch_generator(runtime.seed, at.epoch))[at.index :]:
-            cosine_lr(optimizer, config.lr, config.lr_min, at.step / total)
+        if frozen:
+            model.network.eval()  # a frozen encoder keeps its batch-norm statistics too
+        for (index,) in epoch_batches((session.train,), session.budget, runtime.seed, at.epoch)[at.index :]:
+            cosine_lr(optimizer, config.lr, config.lr_min, (at.step - first_step) / session.budget.total)
             with runtime.autocast(device):
                 logits = train_forward(data.batch(index)).float()
-            loss = multilabel_bce(logits, targets.index_select(0, index.to(device)))
+            loss = multilabel_bce(logits, session.targets.index_select(0, index.to(device)))
             descend(loss, optimizer, params, config.grad_clip)
-            at.finish_step(reporter, "finetune", loss, total, per_epoch, checkpoint)
+            at.finish_step(reporter, "finetune", loss, session.total, session.budget.per_epoch, checkpoint)
         with runtime.autocast(device):
-            threshold, dev_f1 = best_threshold(predict(model, data, dev, config.batch_size), labels[dev])
+            threshold, dev_f1 = best_threshold(predict(model, data, session.dev, config.batch_size),
+                                               session.labels[session.dev])
         epoch, step = at.epoch, at.step
         reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
         for key, value in dev_f1.items():
@@ -133,18 +149,76 @@ def finetune(
             best = {"dev_f1": dev_f1["weighted"], "epoch": epoch, "threshold": threshold, "dev": dev_f1,
                     "model": copy.deepcopy(model.state_dict())}
         at.next_epoch()
+        if config.patience and at.epoch - 1 - best["epoch"] >= config.patience:
+            reporter.event(f"finetune ({mode}): no better dev F1 for {config.patience} epochs; stopped after "
+                           f"epoch {epoch}")
+            last_epoch = at.epoch
         reporter.checkpoint(checkpoint(), epoch=epoch)
-        if at.epoch < config.epochs:
+        if at.epoch < last_epoch:
             stop_if_asked(reporter, "finetune", at, checkpoint)
+    best["steps"] = at.step
+    best["last_epoch"] = at.epoch
+    return best
+
+
+def finetune(
+    features: FeatureSet,
+    genotype: Genotype | None,
+    space: SpaceConfig,
+    config: FinetuneConfig,
+    runtime: Runtime,
+    reporter: Reporter,
+    network_state: dict[str, torch.Tensor] | None = None,
+    resume: dict[str, Any] | None = None,
+) -> FinetuneResult:
+    """Train and score a classifier; `network_state` is a pretrained FixedNet (None: from scratch).
+
+    `genotype` may be None for a no-search baseline (`config.model` other than "nas").
+    """
+    started = time.perf_counter()
+    device = runtime.torch_device()
+    runtime.seed_everything(offset=2)
+    data = NodeData(features, space.positions, device)
+    labels = features.labels.float()
+    train = labeled_subset(features.splits["train"], config.label_ratio, runtime.seed)
+    budget = plan_budget(train.numel(), config.batch_size, config.epochs, config.min_steps)
+    modes = config.modes
+    if network_state is None and config.mode == "auto":
+        modes = ("full",)  # probing a network nobody trained tells nothing
+    session = _Session(data, labels, labels.to(device), train, features.splits["dev"], budget, runtime, reporter,
+                       config, total=budget.total * len(modes))
+    done: dict[str, dict[str, Any]] = dict(resume["modes_done"]) if resume is not None else {}
+    if resume is None:
+        reporter.event(budget.describe("finetune") + (f", per mode ({', '.join(modes)})" if len(modes) > 1 else ""))
+        if genotype is not None:
+            reporter.genotype(genotype, step=0, epoch=0)
+    first_epoch, first_step = 0, 0
+    for mode in modes:
+        if mode in done:
+            first_epoch, first_step = done[mode]["last_epoch"], done[mode]["steps"]
+            continue
+        runtime.seed_everything(offset=2)
+        model = _build(genotype, space, config, data, features.num_classes, network_state, device)
+        extra = {"modes_done": done, "genotype": genotype.to_dict() if genotype is not None else None,
+                 "space": dataclasses.asdict(space), "in_channels": data.in_channels}
+        mode_resume = resume if resume is not None and resume.get("mode") == mode else None
+        done[mode] = _train_mode(session, mode, first_epoch, first_step, model, extra, mode_resume)
+        first_epoch, first_step = done[mode]["last_epoch"], done[mode]["steps"]
+        resume = None
+    chosen = max(modes, key=lambda m: done[m]["dev_f1"])  # ties keep the first (the probe: fewer parameters)
+    best = done[chosen]
+    model = _build(genotype, space, config, data, features.num_classes, None, device)
     model.load_state_dict(best["model"])
-    threshold = best["threshold"]
+    threshold, test = best["threshold"], features.splits["test"]
     with runtime.autocast(device):
         test_f1 = f1_scores(predict(model, data, test, config.batch_size), labels[test], threshold)
     for key, value in test_f1.items():
-        reporter.metric(f"f1_{key}", value, step=at.step, epoch=best["epoch"], split="test")
+        reporter.metric(f"f1_{key}", value, step=first_step, epoch=best["epoch"], split="test")
+    modes_text = "; ".join(f"{m}: dev F1 {done[m]['dev_f1']:.4f} at epoch {done[m]['epoch']}" for m in modes)
     reporter.event(
-        f"finetune: epoch {best['epoch']} and threshold {threshold:.2f} chosen on dev; "
-        f"test F1 weighted {test_f1['weighted']:.4f}"
+        f"finetune: {first_step} optimizer steps ({modes_text}); mode {chosen}, epoch {best['epoch']} and threshold "
+        f"{threshold:.2f} chosen on dev; test F1 weighted {test_f1['weighted']:.4f}"
     )
     return FinetuneResult(test=test_f1, dev=best["dev"], threshold=threshold, best_epoch=best["epoch"],
-                          labeled=int(train.numel()), seconds=time.perf_counter() - started)
+                          labeled=int(train.numel()), seconds=time.perf_counter() - started, mode=chosen,
+                          steps=first_step)

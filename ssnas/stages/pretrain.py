@@ -32,9 +32,9 @@ from ssnas.stages.training import (
     contrastive_loss,
     cosine_lr,
     descend,
-    epoch_generator,
+    epoch_batches,
+    plan_budget,
     step_seed,
-    steps_per_epoch,
     stop_if_asked,
 )
 
@@ -96,8 +96,8 @@ def pretrain(
         best = resume["best"]
     at = Position.resume(resume)
     train, dev = features.splits["train"], features.splits["dev"]
-    per_epoch = steps_per_epoch(train.numel(), config.batch_size)
-    total = per_epoch * config.epochs
+    budget = plan_budget(train.numel(), config.batch_size, config.epochs, config.min_steps)
+    per_epoch, total = budget.per_epoch, budget.total
 
     def checkpoint() -> dict[str, Any]:
         return {"stage": "pretrain", "position": at.to_dict(), "network": network.state_dict(),
@@ -106,9 +106,10 @@ def pretrain(
 
     train_loss = runtime.compiled(contrastive_loss)
     if at.step == 0:
+        reporter.event(budget.describe("pretrain"))
         reporter.genotype(genotype, step=0, epoch=0)
     while at.epoch < config.epochs:
-        for index in batch_indices(train, config.batch_size, epoch_generator(runtime.seed, at.epoch))[at.index :]:
+        for (index,) in epoch_batches((train,), budget, runtime.seed, at.epoch)[at.index :]:
             cosine_lr(optimizer, config.lr, config.lr_min, at.step / total)
             views_of_step = torch.Generator().manual_seed(step_seed(runtime.seed, at.step))
             with runtime.autocast(device):

@@ -21,6 +21,7 @@ from ssnas.data.splits import halves, labeled_subset
 from ssnas.data.views import ViewConfig, make_views
 from ssnas.nas import architect
 from ssnas.nas.batching import fuse_batches
+from ssnas.nas.certainty import SearchCertainty, search_certainty
 from ssnas.nas.derive import ArchWeights
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.heads import Classifier, ProjectionHead
@@ -34,12 +35,11 @@ from ssnas.stages.training import (
     NodeData,
     Position,
     adam,
-    batch_indices,
     cosine_lr,
     descend,
-    epoch_generator,
+    epoch_batches,
+    plan_budget,
     step_seed,
-    steps_per_epoch,
     stop_if_asked,
 )
 
@@ -49,6 +49,7 @@ class SearchResult:
     genotype: Genotype
     arch_weights: ArchWeights
     genotypes: list[Genotype]  # derived after each epoch
+    certainty: SearchCertainty  # how sure the final weights are of each choice
     state: dict[str, Any]  # the final checkpoint
     seconds: float
 
@@ -79,6 +80,7 @@ class SearchObjective(nn.Module):
 
         `stacked` fuses the views (and the clean nodes) in one pass, as `nas.batching` explains.
         """
+        self.supernet.draw(generator)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen_stem):
             nodes = self.supernet.embed(levels)
         inputs = list(make_views(nodes, node_modality, self.views, generator)) if self.projector is not None else []
@@ -132,7 +134,7 @@ def search(
         is_labeled[rows[labeled_rows].to(device)] = True
     weight_rows, arch_rows = halves(rows, runtime.seed)
 
-    supernet = Supernet(data.in_channels, data.node_names, space)
+    supernet = Supernet(data.in_channels, data.node_names, space, relaxation=config.relaxation)
     model = SearchObjective(supernet, config, views, features.num_classes if config.uses_labels else None).to(device)
     arch_params = supernet.arch_parameters()
     arch_ids = {id(p) for p in arch_params}
@@ -174,17 +176,17 @@ def search(
             "in_channels": data.in_channels,
         }
 
-    per_epoch = steps_per_epoch(min(weight_rows.numel(), arch_rows.numel()), config.batch_size)
-    total_steps = per_epoch * config.epochs
+    budget = plan_budget(min(weight_rows.numel(), arch_rows.numel()), config.batch_size, config.epochs,
+                         config.min_steps)
+    per_epoch, total_steps = budget.per_epoch, budget.total
     if at.step == 0:
+        reporter.event(budget.describe("search"))
         reporter.arch_weights(supernet.arch_weights(), step=0, epoch=0)
     while at.epoch < config.epochs:
         model.train()
-        generator = epoch_generator(runtime.seed, at.epoch)
-        weight_batches = batch_indices(weight_rows, config.batch_size, generator)
-        arch_batches = batch_indices(arch_rows, config.batch_size, generator)
-        for weight_batch, arch_batch in list(zip(weight_batches, arch_batches))[at.index :]:
+        for weight_batch, arch_batch in epoch_batches((weight_rows, arch_rows), budget, runtime.seed, at.epoch)[at.index :]:
             cosine_lr(weight_opt, config.lr, config.lr_min, at.step / total_steps)
+            supernet.tau = config.tau_max - (config.tau_max - config.tau_min) * at.step / max(1, total_steps - 1)
             with record_function("search/network_step"):
                 for p in arch_params:
                     p.requires_grad_(False)
@@ -216,17 +218,23 @@ def search(
         reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
         reporter.metric("epoch_loss", sum(at.side_losses) / len(at.side_losses), step=step, epoch=epoch, split="arch")
         reporter.metric("lr", weight_opt.param_groups[0]["lr"], step=step, epoch=epoch)
-        reporter.arch_weights(supernet.arch_weights(), step=step, epoch=epoch)
+        weights = supernet.arch_weights()
+        for key, value in search_certainty(weights).as_metrics().items():
+            reporter.metric(key, value, step=step, epoch=epoch, split="arch")
+        reporter.arch_weights(weights, step=step, epoch=epoch)
         reporter.genotype(genotype, step=step, epoch=epoch)
         at.next_epoch()
         reporter.checkpoint(checkpoint(), epoch=epoch)
         if at.epoch < config.epochs:
             stop_if_asked(reporter, "search", at, checkpoint)
     final_weights = supernet.arch_weights()
+    certainty = search_certainty(final_weights)
+    reporter.event(certainty.verdict(), level="info" if certainty.decided else "warning")
     return SearchResult(
         genotype=supernet.genotype(),
         arch_weights=final_weights,
         genotypes=genotypes,
+        certainty=certainty,
         state={"model": model.state_dict(), "space": dataclasses.asdict(space), "in_channels": data.in_channels},
         seconds=time.perf_counter() - started,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,15 +112,77 @@ class NodeData:
 def batch_indices(
     indices: torch.Tensor, batch_size: int, generator: torch.Generator | None, drop_last: bool = True
 ) -> list[torch.Tensor]:
-    """Shuffled (when a generator is given) batches of row indices; one per step."""
+    """Shuffled (when a generator is given) batches of row indices; one per step.
+
+    With `drop_last`, a short last batch is dropped only when it is a small share of the rows
+    (`keeps_remainder`): on a labeled set of 120 rows and batches of 64, dropping it would waste
+    47 % of the labels, which tiny labeled sets cannot afford.
+    """
     order = indices[torch.randperm(indices.numel(), generator=generator)] if generator is not None else indices
     size = min(batch_size, order.numel())
-    stop = order.numel() - (order.numel() % size if drop_last else 0)
+    remainder = order.numel() % size
+    stop = order.numel() - (remainder if drop_last and not keeps_remainder(order.numel(), size) else 0)
     return [order[start : start + size] for start in range(0, stop, size)]
 
 
+def keeps_remainder(count: int, size: int) -> bool:
+    """Whether a training epoch keeps its short last batch: when it has at least two rows (batch
+    norm and the contrastive loss need two) and dropping it would lose 10 % of the rows or more."""
+    remainder = count % size
+    return remainder >= 2 and remainder >= 0.1 * count
+
+
 def steps_per_epoch(count: int, batch_size: int) -> int:
-    return max(1, count // min(batch_size, count))
+    """Batches per pass over `count` rows, as `batch_indices` makes them."""
+    size = min(batch_size, count)
+    return max(1, count // size + int(keeps_remainder(count, size)))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A stage's optimizer steps: `epochs` rounds (each ends with the dev check, logging and a
+    checkpoint), each of `passes` passes over the rows. Passes grow so that the stage takes at
+    least `min_steps` steps: the budget then no longer shrinks with the labeled set, while the
+    number of dev checks and checkpoints stays what the recipe asked for."""
+
+    epochs: int
+    passes: int
+    per_pass: int  # optimizer steps per pass over the rows
+    rows: int
+    batch_size: int
+
+    @property
+    def per_epoch(self) -> int:
+        return self.passes * self.per_pass
+
+    @property
+    def total(self) -> int:
+        return self.epochs * self.per_epoch
+
+    def describe(self, stage: str) -> str:
+        """The line each run's log carries, so that a starved stage is visible."""
+        size = min(self.batch_size, self.rows)
+        return (f"{stage}: {self.total} optimizer steps ({self.epochs} epochs x {self.passes} pass(es) x "
+                f"{self.per_pass} batch(es) of up to {size} rows, from {self.rows} rows)")
+
+
+def plan_budget(rows: int, batch_size: int, epochs: int, min_steps: int) -> Budget:
+    """The budget of a stage that trains on `rows` rows: `epochs` epochs, at least `min_steps` steps."""
+    per_pass = steps_per_epoch(rows, batch_size)
+    passes = max(1, math.ceil(min_steps / (per_pass * epochs)))
+    return Budget(epochs=epochs, passes=passes, per_pass=per_pass, rows=rows, batch_size=batch_size)
+
+
+def epoch_batches(rows: Sequence[torch.Tensor], budget: Budget, seed: int, epoch: int) -> list[tuple[torch.Tensor, ...]]:
+    """The steps of one epoch: `budget.passes` shuffled passes, each zipping a batch of every
+    row set (the search draws its network batch and its architecture batch together). A
+    function of (seed, epoch) alone, so that a resumed run draws what an unbroken one did."""
+    generator = epoch_generator(seed, epoch)
+    steps: list[tuple[torch.Tensor, ...]] = []
+    for _ in range(budget.passes):
+        batches = [batch_indices(r, budget.batch_size, generator) for r in rows]
+        steps += list(zip(*batches))[: budget.per_pass]
+    return steps
 
 
 def contrastive_loss(
