@@ -28,8 +28,8 @@ from ssnas.stages.runtime import Runtime, configure_threads
 from ssnas.stages.search import search
 
 
-def _datasets(paths: list[str]) -> dict[str, object]:
-    sets = {"synthetic": make_synthetic(SyntheticConfig())}
+def _datasets(paths: list[str], synthetic: bool) -> dict[str, object]:
+    sets = {"synthetic": make_synthetic(SyntheticConfig())} if synthetic else {}
     for path in paths:
         sets[Path(path).stem] = standardized(read_features(path))
     return sets
@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--arch-wd", default="1e-3,0", help="comma-separated architecture weight decays")
     parser.add_argument("--relaxation", default="softmax", help="comma-separated: softmax, gumbel")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--no-synthetic", action="store_true", help="only the --features files")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--min-steps", type=int, default=400)
     parser.add_argument("--channels", type=int, default=32)
@@ -52,7 +53,7 @@ def main() -> None:
           f"{'agree':>6} {'s/search':>9}  genotype (seed 0)")
     settings = itertools.product(args.relaxation.split(","), [float(v) for v in args.arch_lr.split(",")],
                                  [float(v) for v in args.arch_wd.split(",")])
-    datasets = _datasets(args.features)
+    datasets = _datasets(args.features, not args.no_synthetic)
     for (relaxation, arch_lr, arch_wd), (name, features) in itertools.product(list(settings), datasets.items()):
         config = SearchConfig(objective="ssl", epochs=args.epochs, batch_size=64, temperature=0.2, arch_lr=arch_lr,
                               arch_weight_decay=arch_wd, relaxation=relaxation, min_steps=args.min_steps)

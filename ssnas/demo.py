@@ -22,23 +22,25 @@ DEMO_DATA = SyntheticConfig()
 def demo_config(
     label_ratio: float, seed: int, device: str, epochs: int | None = None, bf16: bool = False
 ) -> tuple[PipelineConfig, SyntheticConfig]:
-    def e(default: int) -> int:
-        return default if epochs is None else epochs
+    """`epochs` (when given) is exactly what every stage runs: no minimum step count stretches it."""
+
+    def e(default: int) -> dict[str, int]:
+        return {"epochs": default} if epochs is None else {"epochs": epochs, "min_steps": 0}
 
     config = PipelineConfig(
         space=DEMO_SPACE,
-        search=SearchConfig(objective="ssl", epochs=e(10), batch_size=96, temperature=0.2),
+        search=SearchConfig(objective="ssl", batch_size=96, temperature=0.2, **e(10)),
         views=ViewConfig(),
-        pretrain=PretrainConfig(epochs=e(10), batch_size=96, temperature=0.2),
-        finetune=FinetuneConfig(epochs=e(20), batch_size=32, label_ratio=label_ratio),
+        pretrain=PretrainConfig(batch_size=96, temperature=0.2, **e(10)),
+        finetune=FinetuneConfig(batch_size=32, label_ratio=label_ratio, **e(20)),
         runtime=Runtime(seed=seed, device=device, bf16=bf16),
     )
     return config, replace(DEMO_DATA, seed=seed)
 
 
 def used_input_nodes(genotype: Genotype) -> set[str]:
-    n = genotype.num_inputs
-    return {genotype.input_names[i] for cell in genotype.cells for i in cell.inputs if i < n}
+    """The input nodes a genotype's cells fuse."""
+    return set(genotype.used_input_names)
 
 
 def format_summary(result: PipelineResult, data: SyntheticConfig) -> str:

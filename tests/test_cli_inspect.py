@@ -374,37 +374,94 @@ def test_arch_marks_the_argmax_of_every_row(runs_dir):
     result = invoke(runs_dir, "arch", "aaaa1")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0] == "architecture weights of run aaaa1111 at epoch 2 (logged: epochs 0..2; * = argmax)"
-    start = lines.index("cell0 inputs  image[0]  image[1]  image[2]  image[3]  text[0]  text[1]")
+    assert lines[:2] == [
+        "architecture weights of run aaaa1111 at epoch 2 (logged: epochs 0..2; * = argmax)",
+        "entropy: 1 = uniform; margin: top-1 - top-2; undecided: top-1 < 1.5x uniform; step inputs not judged"]
+    start = lines.index("cell0 inputs  image[0]  image[1]  image[2]  image[3]  text[0]  text[1]  entropy  margin")
     assert lines[start:start + 8] == [
-        "cell0 inputs  image[0]  image[1]  image[2]  image[3]  text[0]  text[1]",
-        "  x               8.0%      8.0%     60.0%*     8.0%     8.0%     8.0%",
-        "  y               8.0%      8.0%      8.0%      8.0%    60.0%*    8.0%",
-        "cell0 step0 inputs     in0     in1",
-        "  x                  40.0%   60.0%*",
-        "  y                  60.0%*  40.0%",
-        "cell0 step0 op    zero     sum  attention  linear_glu  concat_fc",
-        "                 12.5%   12.5%      12.5%       12.5%      50.0%*",
+        "cell0 inputs  image[0]  image[1]  image[2]  image[3]  text[0]  text[1]  entropy  margin",
+        "  x               8.0%      8.0%     60.0%*     8.0%     8.0%     8.0%     0.735   52.0%",
+        "  y               8.0%      8.0%      8.0%      8.0%    60.0%*    8.0%     0.735   52.0%",
+        "cell0 step0 inputs     in0     in1  entropy  margin",
+        "  x                  40.0%   60.0%*    0.971   20.0%",
+        "  y                  60.0%*  40.0%     0.971   20.0%",
+        "cell0 step0 op    zero     sum  attention  linear_glu  concat_fc  entropy  margin",
+        "                 12.5%   12.5%      12.5%       12.5%      50.0%*    0.861   37.5%",
     ]
     assert "cell1 step0 op" in result.output
+    assert not any("undecided" in line for line in lines[2:])  # every judged choice is at least 2x uniform
+    assert lines[-2:] == ["epoch 2: decided: every cell input and primitive has its top weight at least 1.5x uniform "
+                          "(lowest", "  2.00x, mean entropy 0.782)"]
+    assert max(map(len, lines)) <= 100
 
 
 def test_arch_evolution_and_an_earlier_epoch(runs_dir):
     out = invoke(runs_dir, "arch", "aaaa1", "--epoch", "0").output
     lines = out.splitlines()
     assert lines[0].startswith("architecture weights of run aaaa1111 at epoch 0")
-    assert "  x              60.0%*     8.0%      8.0%      8.0%     8.0%     8.0%" in lines
+    assert "  x              60.0%*     8.0%      8.0%      8.0%     8.0%     8.0%     0.735   52.0%" in lines
     evolution = lines[lines.index("argmax by epoch") + 1:]
     assert evolution[0].split() == ["0", "1", "2"]
     assert evolution[1].split() == ["cell0", "input", "x", "image[0]", "image[2]", "image[2]"]
     assert "cell1 step0 op" in out and any(line.split()[-3:] == ["sum"] * 3 for line in evolution)
+    assert evolution[10:14] == ["cell1 step0 op       sum        sum        sum", "",
+                                "mean entropy         0.782      0.782      0.782",
+                                "min top ratio        2.00x      2.00x      2.00x"]
+    assert lines[-2].startswith("epoch 0: decided:")
 
 
 def test_arch_run_length_encodes_a_long_evolution():
     per_epoch = {e: [{"kind": "step_op", "cell": 0, "step_index": 0, "slot": None, "choice": c, "step": e,
                       "weight": 0.9 if (c == "sum") == (e < 10) else 0.1} for c in ("sum", "attention")]
                  for e in range(20)}
-    assert inspect_commands.evolution_lines(per_epoch) == ["cell0 step0 op  sum e0-9, attention e10-19"]
+    lines = inspect_commands.evolution_lines(per_epoch)
+    assert lines[:3] == ["cell0 step0 op  sum e0-9, attention e10-19", "", "certainty at 12 of 20 epochs"]
+    assert lines[3].split() == ["0", "2", "3", "5", "7", "9", "10", "12", "14", "16", "17", "19"]
+    assert lines[4].split() == ["mean", "entropy", *["0.469"] * 12]
+    assert lines[5].split() == ["min", "top", "ratio", *["1.80x"] * 12]
+
+
+def flat_search(runs):
+    """A registry with one search whose weights barely leave uniform: cell0's slot x and cell0's
+    primitive stay below 1.5x uniform, and the step inputs (not judged) too."""
+    with Registry(runs / "registry.db") as registry:
+        run_id = create(registry, runs, "flat_search", "search", recipe("ssl", 1.0, 0), 0, objective="ssl")
+        for epoch in range(2):
+            w = ArchWeights(
+                input_names=INPUTS, primitives=DEFAULT_PRIMITIVES,
+                cell_input=((peaked(6, 2, 0.18 + 0.01 * epoch), peaked(6, 4, 0.3)), (peaked(7, 4), peaked(7, 6))),
+                step_input=(((peaked(2, 1, 0.52), peaked(2, 0, 0.55)),), ((peaked(2, 0), peaked(2, 1)),)),
+                step_op=((peaked(5, 4, 0.22),), (peaked(5, 1, 0.4),)),
+                cell_multiplier=2,
+            )
+            registry.add_arch_weights([(run_id, epoch + 1, epoch, r.kind, r.cell, r.step, r.slot, r.choice, r.weight)
+                                       for r in w.records()])
+    return run_id
+
+
+def test_arch_marks_undecided_choices_and_says_so(tmp_path, utc):
+    runs = tmp_path / "runs"
+    run_id = flat_search(runs)
+    result = invoke(runs, "arch", run_id[:8])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = lines.index("cell0 inputs   image[0]  image[1]  image[2]  image[3]  text[0]  text[1]  entropy  margin")
+    assert lines[start + 1:start + 3] == [
+        "  x undecided     16.2%     16.2%     19.0%*    16.2%    16.2%    16.2%     0.999    2.8%",
+        "  y               14.0%     14.0%     14.0%     14.0%    30.0%*   14.0%     0.970   16.0%"]
+    step_inputs = lines.index("cell0 step0 inputs     in0     in1  entropy  margin")
+    assert lines[step_inputs + 1] == "  x                  48.0%   52.0%*    0.999    4.0%"  # 1.04x, yet not marked
+    op = lines.index("cell0 step0 op    zero     sum  attention  linear_glu  concat_fc  entropy  margin")
+    assert lines[op + 1] == "  undecided      19.5%   19.5%      19.5%       19.5%      22.0%*    0.999    2.5%"
+    assert sum("undecided " in line for line in lines) == 2
+    assert lines[lines.index("mean entropy         0.889      0.889") + 1] == "min top ratio        1.08x      1.10x"
+    verdict = " ".join(line.strip() for line in lines[lines.index("min top ratio        1.08x      1.10x") + 2:])
+    assert verdict == ("epoch 1: undecided: 2 choice(s) have their top weight below 1.5x uniform (cells[0].inputs[0], "
+                       "cells[0].steps[0].primitive; lowest 1.10x, mean entropy 0.889); the genotype there is close to "
+                       "a coin toss: raise search.arch_lr or search.min_steps")
+    assert max(map(len, lines)) <= 100
+    earlier = invoke(runs, "arch", run_id[:8], "--epoch", "0").output
+    assert "epoch 0: undecided: 2 choice(s)" in earlier and "lowest 1.08x" in earlier
 
 
 def test_arch_errors(runs_dir):
@@ -570,11 +627,12 @@ def test_show_and_diff_name_the_nodes_as_the_run_bound_them(views_runs):
     assert any("genotype_nodes.image[2]=pix[0]" in line for line in shown)
     result = invoke(runs, "diff", mapped[:8])
     lines = result.output.splitlines()
-    assert result.exit_code == 0 and lines[1] == "bmnas-mmimdb: bundled baseline, on the run's input nodes (pix[0], fou[0])"
+    assert result.exit_code == 0
+    assert lines[1] == "bmnas-mmimdb: bundled baseline, on the run's input nodes (pix[0], fou[0])"
     assert any(line.split() == ["cells[0].inputs", "pix[0],", "fou[0]", "pix[0],", "fou[0]"] for line in lines)
     assert lines[-1] == "similarity 1.00"
     result = invoke(runs, "diff", drawn[:8])
     lines = result.output.splitlines()
-    assert lines[1] == ("bmnas-mmimdb: bundled baseline; the run's data lacks input nodes it reads (image[2], text[0]), "
-                        "so those match nothing")
+    assert lines[1] == ("bmnas-mmimdb: bundled baseline; the run's data lacks input nodes it reads "
+                        "(image[2], text[0]), so those match nothing")
     assert "image[2]" not in invoke(runs, "show", drawn[:8]).output

@@ -32,7 +32,7 @@ from ssnas.recipe import (
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "recipes").glob("*.toml"))
 GENOTYPE = (ROOT / "ssnas/baselines/bmnas-mmimdb.json").read_text()
-PAPER_ARMS = ["ssl", "supervised", "bmnas", "ssl+supervised", "random"]
+PAPER_ARMS = ["ssl", "supervised", "bmnas", "ssl+supervised", "random", "linear", "mlp", "late_fusion"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def features_file(tmp_path_factory):
 
 def load_shipped(path: Path, features_file: Path) -> Recipe:
     """A shipped recipe as it loads once its data exists (paper_mmimdb.toml names a placeholder file)."""
-    overrides = [f"data.path={features_file}"] if path.name == "paper_mmimdb.toml" else []
+    overrides = [f"data.path={features_file}"] if path.name in ("paper_mmimdb.toml", "paper_real.toml") else []
     return load_recipe(path, overrides)
 
 
@@ -71,7 +71,8 @@ def in_tmp(tmp_path, monkeypatch):
 
 def test_every_recipe_is_shipped():
     assert [p.name for p in SHIPPED] == [
-        "base.toml", "finetune.toml", "paper_mmimdb.toml", "paper_synthetic.toml", "paper_synthetic_ablation.toml",
+        "base.toml", "finetune.toml", "paper_mmimdb.toml", "paper_real.toml", "paper_synthetic.toml",
+        "paper_synthetic_ablation.toml",
         "pipeline.toml", "pretrain.toml",
         "ssl_search.toml", "supervised_search.toml",
     ]
@@ -106,6 +107,7 @@ def test_shipped_recipes_run_the_intended_stages(features_file):
         "paper_synthetic": ["search", "pretrain", "finetune"],
         "paper_synthetic_ablation": ["search", "pretrain", "finetune"],
         "paper_mmimdb": ["search", "pretrain", "finetune"],
+        "paper_real": ["search", "pretrain", "finetune"],
         "pipeline": ["search", "pretrain", "finetune"],
         "ssl_search": ["search"],
         "supervised_search": ["search"],
@@ -144,14 +146,14 @@ def test_worker_can_build_every_config(path, features_file):
             assert SyntheticConfig(**r.data.options) == SyntheticConfig()
 
 
-def test_paper_synthetic_sweeps_five_arms_at_the_base_sizes():
+def test_paper_synthetic_sweeps_eight_arms_at_the_base_sizes():
     base, paper = load_recipe(ROOT / "recipes/base.toml"), load_recipe(ROOT / "recipes/paper_synthetic.toml")
     assert list(paper.arms) == PAPER_ARMS
     assert paper.sweep == {"data.label_ratio": [0.05, 0.1, 0.3, 0.5, 1.0], "run.seed": [0, 1, 2]}
     assert (paper.space, paper.search["epochs"], paper.pretrain, paper.finetune, paper.data.synthetic) == (
         base.space, base.search["epochs"], base.pretrain, base.finetune, base.data.synthetic)
     runs = expand_sweep(paper)
-    assert len(runs) == 75 and len({r.run.name for r in runs}) == 75
+    assert len(runs) == 120 and len({r.run.name for r in runs}) == 120
     by_arm = {arm: [r for r in runs if f"arm:{arm}" in r.run.tags] for arm in PAPER_ARMS}
     assert {arm: len(rs) for arm, rs in by_arm.items()} == dict.fromkeys(PAPER_ARMS, 15)
     first = {arm: rs[0] for arm, rs in by_arm.items()}
@@ -161,7 +163,12 @@ def test_paper_synthetic_sweeps_five_arms_at_the_base_sizes():
         "bmnas": (["finetune"], "ssl", "baseline:bmnas-mmimdb"),
         "ssl+supervised": (["search", "pretrain", "finetune"], "ssl+supervised", None),
         "random": (["pretrain", "finetune"], "ssl", "random"),
+        "linear": (["finetune"], "ssl", None),
+        "mlp": (["finetune"], "ssl", None),
+        "late_fusion": (["finetune"], "ssl", None),
     }
+    assert {arm: first[arm].finetune["model"] for arm in ("ssl", "linear", "mlp", "late_fusion")} == {
+        "ssl": "nas", "linear": "linear", "mlp": "mlp", "late_fusion": "late_fusion"}
     assert first["supervised"].run.name == "paper_synthetic[arm=supervised,label_ratio=0.05,seed=0]"
     assert all({"paper", "paper-synthetic"} <= set(r.run.tags) for r in runs)
 
@@ -175,7 +182,7 @@ def test_paper_mmimdb_needs_its_features_file_then_loads_at_the_paper_sizes(in_t
     assert (recipe.space["channels"], recipe.space["positions"], recipe.space["cells"]) == (192, 16, 2)
     assert (recipe.search["epochs"], recipe.pretrain["epochs"], recipe.finetune["epochs"]) == (12, 30, 30)
     runs = expand_sweep(recipe)
-    assert len(runs) == 75 and list(recipe.arms) == PAPER_ARMS
+    assert len(runs) == 120 and list(recipe.arms) == PAPER_ARMS
     assert all(r.data.path == str(features_file) and "paper-mmimdb" in r.run.tags for r in runs)
     from ssnas.data.datasets import load_dataset
 
@@ -779,7 +786,8 @@ def test_recipe_module_imports_no_torch():
 # Genotypes bound to the dataset's input nodes by name (run.genotype_nodes).
 
 VIEW_NAMES = "pix[0], pix[1], fou[0], fou[1], zer[0], zer[1]"
-ON_VIEWS = '[run]\nstage = "finetune"\ngenotype = "baseline:bmnas-mmimdb"\n[data]\ndataset = "features"\npath = "views.h5"\n'
+ON_VIEWS = ('[run]\nstage = "finetune"\ngenotype = "baseline:bmnas-mmimdb"\n'
+            '[data]\ndataset = "features"\npath = "views.h5"\n')
 MAPPED = 'genotype_nodes = { "image[2]" = "pix[0]", "text[0]" = "fou[0]" }\n'
 
 
@@ -800,8 +808,8 @@ def test_a_genotype_whose_nodes_the_dataset_lacks_is_refused_at_load(views):
     write(views, {"s.toml": '[run]\nstage = "pretrain"\ngenotype = "baseline:bmnas-mmimdb"\n'
                             "[data.synthetic]\nimage_levels = 2\nplanted_image = 0\n"})
     with pytest.raises(RecipeError, match=r"^s\.toml: run\.genotype: genotype bmnas-mmimdb reads input nodes "
-                                          r"image\[2\], which the synthetic data does not have \(its nodes: image\[0\], "
-                                          r"image\[1\], text\[0\], text\[1\]\); map them with"):
+                                          r"image\[2\], which the synthetic data does not have \(its nodes: "
+                                          r"image\[0\], image\[1\], text\[0\], text\[1\]\); map them with"):
         load_recipe("s.toml")
     assert load_recipe("s.toml", ["data.synthetic.image_levels=3"]).run.genotype == "baseline:bmnas-mmimdb"
 
@@ -827,8 +835,9 @@ def test_genotype_nodes_in_an_arm_and_a_sweep(views):
                   + '[sweep]\n"data.label_ratio" = [0.5, 1.0]\n'})
     ssl, _, bmnas, _ = expand_sweep(load_recipe("r.toml"))
     assert ssl.run.genotype_nodes is None and bmnas.run.genotype_nodes == MAPPING_TABLE
-    write(views, {"s.toml": ON_VIEWS.replace("[data]", MAPPED + "[data]") + '[sweep]\n"run.genotype_nodes" = [{ "image[2]" = "pix[0]", "text[0]" = "fou[0]" },'
-                                       ' { "image[2]" = "pix[1]", "text[0]" = "zer[0]" }]\n'})
+    write(views, {"s.toml": ON_VIEWS.replace("[data]", MAPPED + "[data]")
+                  + '[sweep]\n"run.genotype_nodes" = [{ "image[2]" = "pix[0]", "text[0]" = "fou[0]" },'
+                    ' { "image[2]" = "pix[1]", "text[0]" = "zer[0]" }]\n'})
     runs = expand_sweep(load_recipe("s.toml"))
     assert runs[1].run.name == "s[run.genotype_nodes={image[2]:pix[1],text[0]:zer[0]}]"
 
@@ -879,3 +888,11 @@ def test_a_features_file_that_cannot_name_its_nodes_is_refused_when_a_genotype_n
     with pytest.raises(RecipeError, match=r"^r\.toml: data\.path: views\.h5: not an HDF5 file$"):
         load_recipe("r.toml")
     assert load_recipe("r.toml", ["run.genotype=random"]).run.genotype == "random"  # drawn on the nodes it finds
+
+
+def test_binding_a_genotype_to_a_features_file_at_load_imports_no_torch(views):
+    write(views, {"r.toml": ON_VIEWS.replace("[data]", MAPPED + "[data]")})
+    code = ("import sys, ssnas.recipe as r; r.load_recipe('r.toml'); "
+            "print([m for m in ('torch', 'torchvision', 'transformers') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=views)
+    assert done.stdout.strip() == "[]"

@@ -201,3 +201,64 @@ def test_the_report_command_is_documented():
     for option in command.params:
         if isinstance(option, click.Option):
             assert option.opts[0] in docs, option.opts[0]
+
+
+# -- columns that mean nothing for the data are left out, with a note ---------------------------------
+
+
+def views_group(runs: Path, with_bmnas: bool) -> str:
+    """Finished finetune chains on data whose input nodes are pix, fou and zer levels (no planted architecture,
+    none of BM-NAS's nodes): two random genotypes drawn on them, and optionally BM-NAS's genotype mapped onto them."""
+    import random
+
+    from ssnas.baselines import load_baseline
+    from ssnas.nas.binding import bind
+    from ssnas.nas.genotype import random_genotype
+    from tests.conftest import VIEW_NODES
+
+    mapping = {"image[2]": "pix[0]", "text[0]": "fou[0]"}
+    chains = [("random", random_genotype(VIEW_NODES, 2, 1, ["sum", "concat_fc"], 2, random.Random(seed)), None)
+              for seed in (0, 1)]
+    if with_bmnas:
+        chains.append(("bmnas", bind(load_baseline("bmnas-mmimdb"), VIEW_NODES, mapping), mapping))
+    with Registry(runs / "registry.db") as registry:
+        for seed, (arm, genotype, nodes) in enumerate(chains):
+            config = {"run": {"genotype_nodes": nodes}, "data": {"dataset": "features", "path": "views.h5"}}
+            run_id = registry.create_run(name=f"views[{arm}]", stage="finetune", config=config, dataset="features",
+                                         label_ratio=1.0, seed=seed, group_id="gviews", tags=[f"arm:{arm}"])
+            registry.update_run(run_id, run_dir=str(runs / run_id))
+            registry.add_metrics([(run_id, 9, None, "test", key, 0.5, 0.0) for key in ("f1_weighted", "f1_macro")])
+            registry.finish_run(run_id, "finished")
+            (runs / run_id).mkdir(parents=True)
+            genotype.save(runs / run_id / "genotype.json")
+    return "gviews"
+
+
+def test_similarity_and_recovery_are_left_out_where_the_data_has_neither(tmp_path):
+    runs = tmp_path / "runs"
+    group = views_group(runs, with_bmnas=False)
+    lines = report(runs, group).output.splitlines()
+    assert lines[2].split() == ["arm", "r", "n", "F1", "weighted", "F1", "macro", "search", "not", "finished"]
+    assert "similarity" not in "\n".join(lines[:-6]) and "recovery" not in "\n".join(lines[:-6])
+    assert "similarity to bmnas-mmimdb: left out, the data lacks input nodes bmnas-mmimdb reads (image[2], text[0])" \
+        in lines
+    assert "planted recovery: left out, features data has no planted architecture (only synthetic data has one)" \
+        in lines
+    markdown = report(runs, group, "--md").output
+    assert "| arm | r | n | F1 weighted | F1 macro | search | not finished |" in markdown
+    assert "- similarity to bmnas-mmimdb: left out, the data lacks" in markdown
+    data = report_json(runs, group)
+    assert data["baseline_nodes"] == ["image[2]", "text[0]"]
+    assert [(c["similarity"], c["lacks_baseline"], c["recovery"]) for c in data["chains"]] == [(None, True, None)] * 2
+
+
+def test_a_chain_that_mapped_the_baseline_onto_its_nodes_keeps_the_similarity_column(tmp_path):
+    runs = tmp_path / "runs"
+    group = views_group(runs, with_bmnas=True)
+    lines = report(runs, group).output.splitlines()
+    assert lines[2].split()[:7] == ["arm", "r", "n", "F1", "weighted", "F1", "macro"] and "similarity" in lines[2]
+    assert "recovery" not in lines[2]
+    assert any(line.startswith("random  2       -  ") for line in lines)  # the per-arm table
+    assert any(line.startswith("bmnas   1       1.00  ") for line in lines)
+    assert ("similarity: '-' for chains where the data lacks input nodes bmnas-mmimdb reads (image[2], text[0])"
+            in lines)

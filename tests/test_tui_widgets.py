@@ -203,6 +203,48 @@ async def test_heatmap_marks_what_derivation_picks_never_zero():
         assert final_genotype() == load_baseline("bmnas-mmimdb")
 
 
+def verdict_in(text: str, epoch: int) -> str:
+    """The verdict drawn under the blocks, its wrapped lines joined again."""
+    lines = [line.strip() for line in text.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"epoch {epoch}: "))
+    return " ".join(lines[start:])
+
+
+async def test_heatmap_verdict_line_and_undecided_markers_follow_the_epoch():
+    app = HeatmapApp()
+    async with app.run_test(size=(160, 48)) as pilot:
+        heatmap = app.query_one(ArchHeatmap)
+        heatmap.set_weights(arch_by_epoch())
+        heatmap.focus()
+        await pilot.pause()
+        text = rendered(heatmap)
+        assert text.splitlines()[0].strip().startswith("epoch 3/3 (step 64)  decided")
+        assert verdict_in(text, 3) == heatmap.verdict()
+        assert heatmap.verdict().startswith("epoch 3: decided: every cell input and primitive")
+        assert "undecided" not in text
+        assert "65.0%*      5.8%       5.8%      0.655  59.2%" in text  # cell1's x: its entropy and margin
+
+        await pilot.press("home")  # epoch 0: every judged choice at most 1.4x uniform
+        text = rendered(heatmap)
+        assert text.splitlines()[0].strip().startswith("epoch 0/3 (step 16)  6 undecided")
+        assert verdict_in(text, 0) == heatmap.verdict()
+        assert heatmap.verdict().startswith("epoch 0: undecided: 6 choice(s) have their top weight below 1.5x")
+        marked = [line for line in text.splitlines() if line.endswith(" undecided")]
+        assert len(marked) == 6  # four cell-input slots and two primitives; the step inputs are not judged
+        assert all(" 0.993  10.0%" not in line for line in marked)  # cell0's step inputs, 55/45: not marked
+        assert heatmap.certainty(0).undecided == heatmap.certainty().undecided
+        assert heatmap.certainty(3).decided
+
+    heatmap = ArchHeatmap()
+    async with One(heatmap).run_test(size=(80, 24)) as pilot:  # short names, `?` for undecided
+        heatmap.set_weights({0: arch_rows(0)})
+        await pilot.pause()
+        text = rendered(heatmap)
+        assert sum(line.endswith(" ?") for line in text.splitlines()) == 6
+        assert "entropy margin" in text and verdict_in(text, 0) == heatmap.verdict()
+        assert max(len(line) for line in text.splitlines()) <= 80
+
+
 async def test_heatmap_short_names_at_80_full_names_at_160():
     heatmap = ArchHeatmap()
     async with One(heatmap).run_test(size=(80, 24)) as pilot:

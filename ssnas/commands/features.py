@@ -7,14 +7,32 @@ word that is not a subcommand goes to `ssnas features dataset`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from click_default_group import DefaultGroup
 
 from ssnas.commands.common import UserError, reports_errors
 
+if TYPE_CHECKING:
+    import numpy as np
 
-@click.group(cls=DefaultGroup, default="dataset")
+
+DATASETS = ("synthetic", "mmimdb", "features")
+
+
+class _FeaturesGroup(DefaultGroup):
+    """A DefaultGroup whose first word, when not a subcommand, must be a dataset: a mistyped
+    `from-arays` is reported as such, not as a bad DATASET of `ssnas features dataset`."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # -> (name, command, args)
+        word = args[0] if args else ""
+        if word and not word.startswith("-") and word not in self.commands and word not in DATASETS:
+            ctx.fail(f"{word!r} is neither a command ({', '.join(self.commands)}) nor a dataset ({', '.join(DATASETS)})")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=_FeaturesGroup, default="dataset")
 def features() -> None:
     """Write ssnas-features/1 files: a known dataset's pyramids, or your own arrays (from-arrays).
 
@@ -23,7 +41,7 @@ def features() -> None:
 
 
 @features.command("dataset")
-@click.argument("dataset", type=click.Choice(["synthetic", "mmimdb", "features"]))
+@click.argument("dataset", type=click.Choice(DATASETS))
 @click.argument("output", type=click.Path(dir_okay=False))
 @click.option("--path", "source", type=click.Path(), help="The dataset's file (mmimdb, features).")
 @click.option("--image-weights", type=click.Path(), help="mmimdb: local VGG19 state_dict.")
@@ -62,32 +80,20 @@ def dataset_command(dataset: str, output: str, source: str | None, image_weights
 def from_arrays(output: str, views: tuple[str, ...], labels_spec: str | None, label_names: str | None,
                 splits_file: str | None, fractions: str | None, seed: int, source: str | None, dtype: str) -> None:
     """Your own per-view arrays, labels and splits -> one checked ssnas-features/1 file."""
-    from ssnas.data.array_files import load_array, load_names, load_splits, split_spec
+    from ssnas.data.array_files import load_splits
     from ssnas.data.convert import arrays_to_features
     from ssnas.data.feature_format import summarize_feature_file
 
     if splits_file and fractions:
         raise UserError("--splits and --split exclude each other: give the splits or the fractions")
-    specs = [view.partition("=")[2] for view in views] + [labels_spec or "", label_names or "", splits_file or ""]
-    if Path(output).resolve() in {split_spec(spec)[0].resolve() for spec in specs if spec}:
-        raise UserError(f"{output}: is also an input; write the feature file elsewhere")
-    levels: dict[str, list] = {}
+    if label_names and not labels_spec:
+        raise UserError("--label-names needs --labels")
+    specs = [view.partition("=")[2] for view in views] + [labels_spec, label_names, splits_file]
+    _refuse_output_among_inputs(output, [spec for spec in specs if spec])
+    # Errors name the user's own files and keys: each input's origin, by the argument it becomes.
     origins: dict[str, tuple[str, str]] = {"views": ("", "--view"), "fractions": ("", "--split")}
-    for view in views:
-        name, _, spec = view.partition("=")
-        if not name or not spec:
-            raise UserError(f"--view {view!r}: expected NAME=FILE[:KEY], e.g. image=features.npz:layer3")
-        loaded = load_array(spec)
-        origins[f"views[{name!r}][{len(levels.setdefault(name, []))}]"] = loaded.origin
-        levels[name].append(loaded.array)
-    labels = names = None
-    if labels_spec:
-        loaded = load_array(labels_spec, labels=True)
-        labels, origins["labels"] = loaded.array, loaded.origin
-        if label_names is None and loaded.array.ndim == 2 and loaded.columns:
-            names, origins["label_names"] = list(loaded.columns), loaded.origin  # a table's header names the classes
-    if label_names:
-        names, origins["label_names"] = load_names(label_names), (label_names, "")
+    levels = _read_views(views, origins)
+    labels, names = _read_labels(labels_spec, label_names, origins) if labels_spec else (None, None)
     splits = None
     if splits_file:
         splits, split_origins = load_splits(splits_file)
@@ -100,12 +106,56 @@ def from_arrays(output: str, views: tuple[str, ...], labels_spec: str | None, la
         splits=splits,
         fractions=_fractions(fractions) if fractions else (0.6, 0.2, 0.2),
         seed=seed,
-        source=source if source is not None else "ssnas features from-arrays " + " ".join(
-            [f"--view {v}" for v in views] + ([f"--labels {labels_spec}"] if labels_spec else [])),
+        source=source if source is not None else _default_source(views, labels_spec),
         dtype=dtype,
         origins=origins,
     )
     click.echo(f"{path}: {summarize_feature_file(path).describe()}")
+
+
+def _refuse_output_among_inputs(output: str, specs: list[str]) -> None:
+    """Writing over an input would replace the user's data with the feature file."""
+    from ssnas.data.array_files import split_spec
+
+    if Path(output).resolve() in {split_spec(spec)[0].resolve() for spec in specs}:
+        raise UserError(f"{output}: is also an input; write the feature file elsewhere")
+
+
+def _read_views(views: tuple[str, ...], origins: dict[str, tuple[str, str]]) -> dict[str, list[np.ndarray]]:
+    """`--view NAME=FILE[:KEY]` options -> {modality: levels}; a NAME repeated adds its next level."""
+    from ssnas.data.array_files import load_array
+
+    levels: dict[str, list[np.ndarray]] = {}
+    for view in views:
+        name, _, spec = view.partition("=")
+        if not name or not spec:
+            raise UserError(f"--view {view!r}: expected NAME=FILE[:KEY], e.g. image=features.npz:layer3")
+        loaded = load_array(spec)
+        origins[f"views[{name!r}][{len(levels.setdefault(name, []))}]"] = loaded.origin
+        levels[name].append(loaded.array)
+    return levels
+
+
+def _read_labels(labels_spec: str, label_names: str | None,
+                 origins: dict[str, tuple[str, str]]) -> tuple[np.ndarray, list[str] | None]:
+    """(labels, class names or None); a multi-hot table's header names its classes unless --label-names."""
+    from ssnas.data.array_files import load_array, load_names
+
+    loaded = load_array(labels_spec, labels=True)
+    origins["labels"] = loaded.origin
+    if label_names:
+        origins["label_names"] = (label_names, "")
+        return loaded.array, load_names(label_names)
+    if loaded.array.ndim == 2 and loaded.columns:
+        origins["label_names"] = loaded.origin
+        return loaded.array, list(loaded.columns)
+    return loaded.array, None
+
+
+def _default_source(views: tuple[str, ...], labels_spec: str | None) -> str:
+    """The command's inputs, so that the file says where its features came from."""
+    parts = [f"--view {view}" for view in views] + ([f"--labels {labels_spec}"] if labels_spec else [])
+    return "ssnas features from-arrays " + " ".join(parts)
 
 
 def _fractions(text: str) -> tuple[float, float, float]:

@@ -22,6 +22,7 @@ from ssnas.commands.common import UserError, Workspace, emit, output_options, pa
 from ssnas.registry import STAGES, STATUSES
 
 if TYPE_CHECKING:
+    from ssnas.nas.certainty import ChoiceCertainty, SearchCertainty
     from ssnas.nas.genotype import Genotype
     from ssnas.registry import Registry
 
@@ -31,6 +32,7 @@ SLOT_NAMES = ("x", "y")
 SHORT_ID = 8
 EVENTS_SHOWN = 10
 PER_EPOCH_COLUMNS = 12  # beyond this many epochs the argmax evolution is run-length encoded
+ARCH_WIDTH = 100  # `ssnas arch` wraps its legend and verdict here
 
 
 # -- formatting ------------------------------------------------------------------------------------
@@ -456,35 +458,73 @@ def group_label(kind: str, cell: int, step: int | None, slot: int | None) -> str
     return f"{where} op" if kind == "step_op" else f"{where} input {slot_label(slot)}"
 
 
-def weight_block(title: str, slots: Sequence[tuple[str, list[tuple[str, float]]]]) -> list[str]:
-    """A title row of candidate names, then one row of percentages per slot, the argmax marked `*`."""
+def certainty_key(choice: ChoiceCertainty) -> tuple:
+    """The (kind, cell, step, slot) key that `distributions` groups by."""
+    return choice.kind, choice.cell, choice.step, choice.slot
+
+
+def certainty_cells(choice: ChoiceCertainty) -> str:
+    """The entropy and margin columns of one row (widths of `entropy` and `margin`)."""
+    return f"  {choice.entropy:>7.3f}  {choice.margin * 100:>5.1f}%"
+
+
+def weight_block(title: str, slots: Sequence[tuple[str, list[tuple[str, float]], ChoiceCertainty]]) -> list[str]:
+    """A title row of candidate names, then one row of percentages per slot, the argmax marked `*`, its
+    entropy and margin after it; a judged choice that is undecided says so in its label."""
     names = [choice for choice, _ in slots[0][1]]
     widths = [max(len(name), 6) for name in names]
-    label_width = max(len(title), *(len(label) + 2 for label, _ in slots))
-    lines = [f"{title:<{label_width}}  " + " ".join(f"{n:>{w}} " for n, w in zip(names, widths))]
-    for label, weights in slots:
+    labels = [(label + " undecided").strip() if c.judged and not c.decided else label for label, _, c in slots]
+    label_width = max(len(title), *(len(label) + 2 for label in labels))
+    lines = [f"{title:<{label_width}}  " + " ".join(f"{n:>{w}} " for n, w in zip(names, widths)) + " entropy  margin"]
+    for label, (_, weights, certainty) in zip(labels, slots):
         best = argmax(weights)
         cells = [f"{w * 100:.1f}%".rjust(width) + ("*" if choice == best else " ")
                  for (choice, w), width in zip(weights, widths)]
-        lines.append(f"{'  ' + label:<{label_width}}  " + " ".join(cells))
+        lines.append(f"{'  ' + label:<{label_width}}  " + " ".join(cells) + certainty_cells(certainty))
     return [line.rstrip() for line in lines]
 
 
 def weight_lines(rows: Sequence[dict]) -> list[str]:
     """Cell by cell: its input slots, then per step the step's input slots and its op distribution."""
-    blocks: dict[tuple, list[tuple[str, list[tuple[str, float]]]]] = {}
-    for (kind, cell, step, slot), weights in distributions(rows).items():
+    from ssnas.nas.certainty import choice_certainties
+
+    certainties = {certainty_key(c): c for c in choice_certainties(rows)}
+    blocks: dict[tuple, list[tuple[str, list[tuple[str, float]], ChoiceCertainty]]] = {}
+    for group, weights in distributions(rows).items():
+        kind, cell, step, slot = group
         title = f"cell{cell} inputs" if kind == "cell_input" else \
             f"cell{cell} step{step} " + ("op" if kind == "step_op" else "inputs")
-        blocks.setdefault((cell, title), []).append((slot_label(slot), weights))
+        blocks.setdefault((cell, title), []).append((slot_label(slot), weights, certainties[group]))
     lines: list[str] = []
     for (_, title), slots in blocks.items():
         lines += weight_block(title, slots)
     return lines
 
 
+def certainty_by_epoch(per_epoch: dict[int, list[dict]]) -> dict[int, SearchCertainty]:
+    """Per epoch, the summary over its judged choices: whether the weights are still moving."""
+    from ssnas.nas.certainty import choice_certainties, summarize
+
+    return {epoch: summarize(choice_certainties(rows)) for epoch, rows in per_epoch.items()}
+
+
+def sampled_epochs(epochs: Sequence[int], most: int = PER_EPOCH_COLUMNS) -> list[int]:
+    """At most `most` epochs spread evenly from the first to the last (all of them when few)."""
+    if len(epochs) <= most:
+        return list(epochs)
+    return sorted({epochs[round(i * (len(epochs) - 1) / (most - 1))] for i in range(most)})
+
+
+def certainty_rows(per_epoch: dict[int, list[dict]], epochs: Sequence[int]) -> list[dict]:
+    """Two table rows over `epochs`: the mean entropy and the lowest top-1 ratio of the judged choices."""
+    summaries = certainty_by_epoch({e: per_epoch[e] for e in epochs})
+    return [{"": "mean entropy", **{str(e): f"{summaries[e].mean_entropy:.3f}" for e in epochs}},
+            {"": "min top ratio", **{str(e): f"{summaries[e].min_top_ratio:.2f}x" for e in epochs}}]
+
+
 def evolution_lines(per_epoch: dict[int, list[dict]]) -> list[str]:
-    """The argmax of every (kind, cell, step, slot) through the epochs."""
+    """The argmax of every (kind, cell, step, slot) through the epochs, then per epoch the mean entropy
+    and the lowest top-1 ratio of the judged choices (do the weights still move?)."""
     epochs = sorted(per_epoch)
     choices: dict[tuple, dict[int, str]] = {}
     for epoch in epochs:
@@ -494,6 +534,7 @@ def evolution_lines(per_epoch: dict[int, list[dict]]) -> list[str]:
     width = max(map(len, labels.values()))
     if len(epochs) <= PER_EPOCH_COLUMNS:
         rows = [{"": labels[g], **{str(e): by_epoch.get(e, "-") for e in epochs}} for g, by_epoch in choices.items()]
+        rows += [dict.fromkeys(["", *map(str, epochs)], ""), *certainty_rows(per_epoch, epochs)]
         return table(rows, ["", *map(str, epochs)]).splitlines()
     lines = []
     for group, by_epoch in choices.items():
@@ -506,7 +547,9 @@ def evolution_lines(per_epoch: dict[int, list[dict]]) -> list[str]:
                 runs.append([choice, epoch, epoch])
         spans = ", ".join(f"{c} e{a}" if a == b else f"{c} e{a}-{b}" for c, a, b in runs)
         lines.append(f"{labels[group]:<{width}}  {spans}")
-    return lines
+    sampled = sampled_epochs(epochs)
+    lines += ["", f"certainty at {len(sampled)} of {len(epochs)} epochs"]
+    return lines + table(certainty_rows(per_epoch, sampled), ["", *map(str, sampled)]).splitlines()
 
 
 @click.command("arch")
@@ -515,7 +558,10 @@ def evolution_lines(per_epoch: dict[int, list[dict]]) -> list[str]:
 @pass_workspace
 @reports_errors
 def arch_command(workspace: Workspace, run: str, epoch: int | None) -> None:
-    """A search's architecture weights at one epoch, argmax marked, and how the argmax moved."""
+    """A search's architecture weights at one epoch, argmax marked, with how sure each choice is and a
+    verdict, and how the argmax and the certainty moved."""
+    from ssnas.nas.certainty import DECIDED_RATIO
+
     registry = open_registry(workspace)
     row = registry.get_run(run)
     short = row["id"][:SHORT_ID]
@@ -529,9 +575,13 @@ def arch_command(workspace: Workspace, run: str, epoch: int | None) -> None:
         raise UserError(f"run {short} has no architecture weights for epoch {epoch} "
                         f"(epochs {epochs[0]}..{epochs[-1]})")
     lines = [f"architecture weights of run {short} at epoch {epoch} (logged: epochs {epochs[0]}..{epochs[-1]}; "
-             "* = argmax)", ""]
-    lines += weight_lines(per_epoch[epoch])
+             "* = argmax)"]
+    lines += textwrap.wrap(f"entropy: 1 = uniform; margin: top-1 - top-2; undecided: top-1 < {DECIDED_RATIO}x "
+                           "uniform; step inputs not judged", ARCH_WIDTH, break_on_hyphens=False)
+    lines += ["", *weight_lines(per_epoch[epoch])]
     lines += ["", "argmax by epoch"] + evolution_lines(per_epoch)
+    verdict = certainty_by_epoch({epoch: per_epoch[epoch]})[epoch].verdict(f"epoch {epoch}")
+    lines += ["", *textwrap.wrap(verdict, ARCH_WIDTH, subsequent_indent="  ", break_on_hyphens=False)]
     click.echo("\n".join(lines))
 
 

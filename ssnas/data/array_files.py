@@ -153,8 +153,10 @@ def _select(file: Path, key: str, available: Sequence[str]) -> list[str]:
         return list(available)
     chosen: list[str] = []
     for part in (p.strip() for p in key.split(",")):
-        matches = [c for c in available if fnmatch.fnmatchcase(c, part)] if any(ch in part for ch in "*?[") else (
-            [part] if part in available else [])
+        if any(ch in part for ch in "*?["):
+            matches = [c for c in available if fnmatch.fnmatchcase(c, part)]
+        else:
+            matches = [part] if part in available else []
         if not matches:
             shown = ", ".join(list(available)[:8]) + (", ..." if len(available) > 8 else "")
             raise DatasetError(f"{file}: {key}: no column matches {part!r} (columns: {shown})")

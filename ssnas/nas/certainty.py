@@ -4,7 +4,8 @@ A relaxed search ends with a distribution per choice; the derived genotype takes
 When the distributions are still near uniform, that argmax is the sign of a summed gradient, not
 a decision, and a user must be told so. Per choice: the entropy normalized to [0, 1] (1 is
 uniform), the top-1 minus top-2 margin, and the top-1 weight as a multiple of uniform. A choice
-counts as decided when its top-1 weight is at least `DECIDED_RATIO` x uniform.
+counts as decided when its top-1 weight is at least `DECIDED_RATIO` x uniform. A primitive is
+judged among the primitives derivation may pick (all but `zero`).
 
 Which choices are judged: every cell-input slot and every step's primitive. A step's input slots
 choose among the cell's two inputs (and earlier steps): with one step per cell that is only which
@@ -60,9 +61,11 @@ def certainty_of(names: Sequence[str], weights: Sequence[float], kind: str, cell
     total = sum(weights) or 1.0
     probs = sorted(((w / total, name) for w, name in zip(weights, names)), reverse=True)
     entropy = -sum(p * math.log(p) for p, _ in probs if p > 0)
-    normalized = entropy / math.log(n) if n > 1 else 0.0
-    second = probs[1][0] if n > 1 else 0.0
-    return ChoiceCertainty(kind, cell, step, slot, probs[0][1], normalized, probs[0][0] - second, probs[0][0] * n)
+    if n == 1:  # nothing to choose: as decided as a choice can be
+        return ChoiceCertainty(kind, cell, step, slot, probs[0][1], 0.0, 1.0, math.inf)
+    second = probs[1][0]
+    return ChoiceCertainty(kind, cell, step, slot, probs[0][1], entropy / math.log(n), probs[0][0] - second,
+                           probs[0][0] * n)
 
 
 def choice_certainties(records: Iterable[ArchWeightRecord | Mapping[str, Any]]) -> list[ChoiceCertainty]:
@@ -80,7 +83,16 @@ def choice_certainties(records: Iterable[ArchWeightRecord | Mapping[str, Any]]) 
         names, weights = groups.setdefault(key, ([], []))
         names.append(choice)
         weights.append(float(weight))
-    return [certainty_of(names, weights, *key) for key, (names, weights) in groups.items()]
+    return [certainty_of(*_derivable(key[0], names, weights), *key) for key, (names, weights) in groups.items()]
+
+
+def _derivable(kind: str, names: list[str], weights: list[float]) -> tuple[list[str], list[float]]:
+    """The candidates derivation may pick: a step's primitive is never `zero`, so its weight is left
+    out (and the rest renormalized); otherwise a strong `zero` would pass for a decided primitive."""
+    if kind != "step_op" or "zero" not in names or len(names) < 2:
+        return names, weights
+    kept = [(n, w) for n, w in zip(names, weights) if n != "zero"]
+    return [n for n, _ in kept], [w for _, w in kept]
 
 
 @dataclass(frozen=True)

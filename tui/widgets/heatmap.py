@@ -3,13 +3,17 @@
 Per cell: its input slots x and y over the candidate nodes, then per step the step's input slots and
 its primitive distribution. A block's colour follows the weight on an absolute 0..1 ramp, so an
 undecided search reads dark and a settled one bright; the choices derivation would make are marked
-with `*`. The drawing adapts to the width: full candidate names when wide, short ones (`img2`,
-`c0`, `attn`) when narrow, colour alone when very narrow.
+with `*`. After each row: its normalized entropy (1 = uniform) and top-1 margin, and a marker on a
+judged choice that is still undecided (`ssnas.nas.certainty` computes all three); under the blocks
+the epoch's verdict, so nobody reads a coin toss as a found architecture. The drawing adapts to the
+width: full candidate names when wide, short ones (`img2`, `c0`, `attn`) when narrow, colour alone
+when very narrow.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +25,8 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from ssnas.nas.certainty import ChoiceCertainty, SearchCertainty, choice_certainties, summarize
+
 EMPTY_TEXT = "no architecture weights (not a search run, or none logged yet)"
 SLOT_NAMES = ("x", "y")
 
@@ -31,6 +37,8 @@ _RAMP_STYLES = tuple(Style(color="white" if i < 4 else "black", bgcolor=c) for i
 _CHOSEN = Style(bold=True, underline=True)
 _DIM = Style(dim=True)
 _TITLE = Style(bold=True)
+_UNDECIDED = Style(color="#e8a33d", bold=True)  # amber: readable on dark and light themes
+_DECIDED = Style(color="#4ac16d")
 
 _MODALITY_SHORT = {"image": "img", "text": "txt", "audio": "aud", "video": "vid", "depth": "dep",
                    "skeleton": "skl", "rgb": "rgb", "pose": "pos"}
@@ -70,6 +78,12 @@ class Distribution:
     choices: tuple[str, ...]
     weights: tuple[float, ...]
     chosen: int
+    certainty: ChoiceCertainty | None = None
+
+    @property
+    def undecided(self) -> bool:
+        """A judged choice (cell input, primitive) whose top weight is still near uniform."""
+        return self.certainty is not None and self.certainty.judged and not self.certainty.decided
 
 
 @dataclass(frozen=True)
@@ -100,15 +114,18 @@ def blocks_of(rows: Iterable[Mapping]) -> list[Block]:
     for row in rows:
         key = (row["kind"], row["cell"], row.get("step_index"), row.get("slot"))
         groups.setdefault(key, {})[row["choice"]] = float(row["weight"])
+    certainties = {(c.kind, c.cell, c.step, c.slot): c for c in choice_certainties(
+        {"kind": kind, "cell": cell, "step_index": step, "slot": slot, "choice": choice, "weight": weight}
+        for (kind, cell, step, slot), weights in groups.items() for choice, weight in weights.items())}
     by_block: dict[tuple, list[tuple[int | None, dict[str, float]]]] = {}
     for (kind, cell, step, slot), weights in groups.items():
         by_block.setdefault((kind, cell, step), []).append((slot, weights))
-    return [Block(kind, cell, step, _distributions(kind, cell, step, slots))
+    return [Block(kind, cell, step, _distributions(kind, cell, step, slots, certainties))
             for (kind, cell, step), slots in by_block.items()]
 
 
-def _distributions(kind: str, cell: int, step: int | None,
-                   slots: list[tuple[int | None, dict[str, float]]]) -> tuple[Distribution, ...]:
+def _distributions(kind: str, cell: int, step: int | None, slots: list[tuple[int | None, dict[str, float]]],
+                   certainties: Mapping[tuple, ChoiceCertainty]) -> tuple[Distribution, ...]:
     slots = sorted(slots, key=lambda s: -1 if s[0] is None else s[0])
     values = [tuple(w.values()) for _, w in slots]
     if kind == "step_op":
@@ -117,8 +134,13 @@ def _distributions(kind: str, cell: int, step: int | None,
         chosen = list(_best_pair(values[0], values[1]))
     else:
         chosen = [_argmax(v, range(len(v))) for v in values]
-    return tuple(Distribution(kind, cell, step, slot, tuple(w), v, c)
+    return tuple(Distribution(kind, cell, step, slot, tuple(w), v, c, certainties.get((kind, cell, step, slot)))
                  for (slot, w), v, c in zip(slots, values, chosen))
+
+
+def search_certainty(blocks: Iterable[Block]) -> SearchCertainty:
+    """The summary over the judged choices of one epoch's blocks."""
+    return summarize(d.certainty for b in blocks for d in b.rows if d.certainty is not None)
 
 
 def _argmax(values: Sequence[float], candidates: Iterable[int]) -> int:
@@ -150,8 +172,24 @@ def _best_pair(x: Sequence[float], y: Sequence[float]) -> tuple[int, int]:
 
 
 @dataclass(frozen=True)
+class CertaintyColumn:
+    """One number drawn after a row's weights: its header, its width, and how a choice gives it."""
+
+    header: str
+    width: int
+    value: Callable[[ChoiceCertainty], str]
+
+
+ENTROPY_3 = CertaintyColumn("entropy", 7, lambda c: f"{c.entropy:.3f}")
+ENTROPY_2 = CertaintyColumn("entropy", 7, lambda c: f"{c.entropy:.2f}")
+MARGIN_1 = CertaintyColumn("margin", 6, lambda c: f"{c.margin * 100:.1f}%")
+MARGIN_0 = CertaintyColumn("margin", 6, lambda c: f"{c.margin * 100:.0f}%")
+
+
+@dataclass(frozen=True)
 class Tier:
-    """How much a column shows: candidate names, the value format, and padding around it."""
+    """How much a column shows: candidate names, the value format, and padding around it; then how
+    much of each row's certainty follows its weights."""
 
     name: str
     namer: Callable[[str], str]
@@ -159,12 +197,21 @@ class Tier:
     pad: int
     min_value: int  # room a value with its marker needs
     long_labels: bool
+    certainty: tuple[CertaintyColumn, ...] = ()
+    undecided: str = "?"  # the marker of an undecided judged choice
+
+    @property
+    def certainty_width(self) -> int:
+        return sum(c.width + 1 for c in self.certainty) + 1 + len(self.undecided)
 
 
 TIERS = (
-    Tier("full", lambda n: n, lambda w: f"{w * 100:.1f}%", 2, 7, True),
-    Tier("short", short_name, lambda w: f"{w * 100:.0f}%", 2, 5, False),
-    Tier("compact", short_name, lambda w: f"{min(w * 100, 99):.0f}", 0, 3, False),
+    Tier("full", lambda n: n, lambda w: f"{w * 100:.1f}%", 2, 7, True, (ENTROPY_3, MARGIN_1), "undecided"),
+    Tier("short", short_name, lambda w: f"{w * 100:.0f}%", 2, 5, False, (ENTROPY_2, MARGIN_0)),
+    Tier("tight", short_name, lambda w: f"{w * 100:.0f}%", 1, 5, False, (ENTROPY_2, MARGIN_0)),
+    Tier("compact", short_name, lambda w: f"{min(w * 100, 99):.0f}", 0, 3, False,
+         (CertaintyColumn("ent", 4, lambda c: f"{c.entropy:.2f}"),
+          CertaintyColumn("mrg", 3, lambda c: f"{c.margin * 100:.0f}"))),
     Tier("bare", lambda n: short_name(n)[:2], None, 0, 2, False),
 )
 
@@ -186,7 +233,8 @@ def row_label(dist: Distribution, long: bool) -> str:
 
 
 class HeatmapLayout:
-    """Sizes for one tier: the label column and each block's column width."""
+    """Sizes for one tier: the label column, each block's column width, and where the certainty
+    columns start (one place for every block, so they read as a table)."""
 
     def __init__(self, blocks: Sequence[Block], tier: Tier) -> None:
         self.tier = tier
@@ -195,8 +243,9 @@ class HeatmapLayout:
         self.label_width = max(map(len, labels), default=0) + 1
         self.cell_widths = [max(max(len(tier.namer(c)) for c in b.choices), tier.min_value) + tier.pad
                             for b in blocks]
-        self.width = self.label_width + max(
+        self.certainty_at = self.label_width + max(
             ((w + 1) * len(b.choices) for w, b in zip(self.cell_widths, blocks)), default=0)
+        self.width = self.certainty_at + tier.certainty_width
 
 
 def choose_layout(blocks: Sequence[Block], width: int) -> HeatmapLayout:
@@ -218,6 +267,10 @@ def block_lines(block: Block, cell_width: int, layout: HeatmapLayout) -> list[Te
         picked = one_row and block.rows[0].chosen == i
         header.append(name, _CHOSEN if picked else _DIM)
         header.append(" ")
+    if tier.certainty:
+        header.pad_right(layout.certainty_at - header.cell_len)
+        for column in tier.certainty:
+            header.append(" " + column.header.rjust(column.width), _DIM)
     lines = [header]
     for dist in block.rows:
         line = Text(row_label(dist, tier.long_labels).ljust(lw), no_wrap=True)
@@ -226,8 +279,23 @@ def block_lines(block: Block, cell_width: int, layout: HeatmapLayout) -> list[Te
             style = weight_style(weight) + (_CHOSEN if chosen else Style())
             line.append(_cell_text(weight, chosen, cell_width, tier), style)
             line.append(" ")
-        lines.append(line)
+        lines.append(_certainty_cells(line, dist, layout))
     return lines
+
+
+def _certainty_cells(line: Text, dist: Distribution, layout: HeatmapLayout) -> Text:
+    """The row's entropy and margin in the certainty columns, then the undecided marker: amber when
+    undecided, dim for what is not judged (step inputs)."""
+    choice, tier = dist.certainty, layout.tier
+    if choice is None:
+        return line
+    line.pad_right(layout.certainty_at - line.cell_len)
+    style = _UNDECIDED if dist.undecided else Style() if choice.judged else _DIM
+    for column in tier.certainty:
+        line.append(" " + column.value(choice).rjust(column.width), style)
+    if dist.undecided:
+        line.append(" " + tier.undecided, _UNDECIDED)
+    return line
 
 
 def _cell_name(name: str, width: int, tier: Tier) -> str:
@@ -254,12 +322,21 @@ def legend() -> Text:
     return text
 
 
+def verdict_lines(certainty: SearchCertainty, stage: str, width: int) -> list[Text]:
+    """The verdict of `summarize`, wrapped to the width (it names every undecided choice)."""
+    style = _DECIDED if certainty.decided else _UNDECIDED
+    return [Text(line, style=style, no_wrap=True) for line in textwrap.wrap(
+        certainty.verdict(stage), max(width, 20), subsequent_indent="  ", break_on_hyphens=False)]
+
+
 class HeatmapDrawing:
     """A Rich renderable that lays out at whatever width it is given (the widget's content width)."""
 
-    def __init__(self, header: Text, blocks: Sequence[Block]) -> None:
+    def __init__(self, header: Text, blocks: Sequence[Block], verdict: tuple[SearchCertainty, str] | None = None
+                 ) -> None:
         self.header = header
         self.blocks = blocks
+        self.verdict = verdict  # the epoch's certainty and the stage its verdict names
         self._cache: dict[int, Text] = {}
 
     def lines(self, width: int) -> list[Text]:
@@ -269,6 +346,8 @@ class HeatmapDrawing:
             if block.step is None and len(out) > 1:
                 out.append(Text(""))
             out += block_lines(block, cell_width, layout)
+        if self.verdict is not None:
+            out += [Text(""), *verdict_lines(*self.verdict, width)]
         return out
 
     def _header_line(self, width: int) -> Text:
@@ -380,6 +459,17 @@ class ArchHeatmap(Widget, can_focus=True):
             self._blocks[epoch] = blocks_of(self._rows[epoch])
         return self._blocks[epoch]
 
+    def certainty(self, epoch: int | None = None) -> SearchCertainty | None:
+        """How sure the search is at `epoch` (default: the shown one); None without weights."""
+        blocks = self.blocks(epoch)
+        return search_certainty(blocks) if blocks else None
+
+    def verdict(self, epoch: int | None = None) -> str:
+        """The one-line verdict drawn under the blocks; "" without weights."""
+        epoch = self.epoch if epoch is None else epoch
+        certainty = self.certainty(epoch)
+        return "" if certainty is None else certainty.verdict(f"epoch {epoch}")
+
     def chosen(self, epoch: int | None = None) -> dict[tuple, str]:
         """(kind, cell, step, slot) -> the marked choice: what derivation would pick."""
         return {(d.kind, d.cell, d.step, d.slot): d.choices[d.chosen]
@@ -392,13 +482,19 @@ class ArchHeatmap(Widget, can_focus=True):
         header = Text.assemble(("epoch ", _DIM), (f"{epoch}", _TITLE), (f"/{max(self._rows)}", _DIM))
         if steps:
             header.append(f" (step {max(steps)})", _DIM)
+        certainty = self.certainty()
+        if certainty is not None and certainty.decided:
+            header.append("  decided", _DECIDED)
+        elif certainty is not None:
+            header.append(f"  {len(certainty.undecided)} undecided", _UNDECIDED)
         return header
 
     def render(self) -> HeatmapDrawing | Text | str:
         if self.epoch is None or self.epoch not in self._rows:
             return EMPTY_TEXT
         try:
-            return HeatmapDrawing(self.header(), self.blocks())
+            blocks = self.blocks()
+            return HeatmapDrawing(self.header(), blocks, (search_certainty(blocks), f"epoch {self.epoch}"))
         except (KeyError, TypeError, ValueError) as error:  # a malformed row: say so, do not crash the app
             return Text(f"cannot draw the architecture weights of epoch {self.epoch}: {error!r}", style="red")
 
