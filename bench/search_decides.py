@@ -50,7 +50,7 @@ def main() -> None:
     configure_threads()
     space = SpaceConfig(cells=2, steps=1, channels=args.channels, positions=16, cell_multiplier=2, dropout=0.1)
     print(f"{'dataset':<12} {'relax':<8} {'arch_lr':>8} {'arch_wd':>8} {'min top/unif':>12} {'entropy':>8} "
-          f"{'agree':>6} {'s/search':>9}  genotype (seed 0)")
+          f"{'agree':>6} {'s/search':>9}  genotype (seed 0); undecided choices (seed 0)")
     settings = itertools.product(args.relaxation.split(","), [float(v) for v in args.arch_lr.split(",")],
                                  [float(v) for v in args.arch_wd.split(",")])
     datasets = _datasets(args.features, not args.no_synthetic)
@@ -66,8 +66,9 @@ def main() -> None:
         entropy = sum(r.certainty.mean_entropy for r in results) / len(results)
         agree = "yes" if len({r.genotype for r in results}) == 1 else "no"
         found = results[0].genotype.describe().replace("\n", "; ")
+        undecided = ", ".join(results[0].certainty.undecided) or "none"
         print(f"{name:<12} {relaxation:<8} {arch_lr:>8.0e} {arch_wd:>8.0e} {ratio:>12.2f} {entropy:>8.3f} {agree:>6} "
-              f"{seconds:>9.1f}  {found}", flush=True)
+              f"{seconds:>9.1f}  {found}; undecided: {undecided}", flush=True)
 
 
 if __name__ == "__main__":

@@ -91,3 +91,38 @@ def test_architecture_gradients_reach_every_choice():
     (supernet(levels()) ** 2).mean().backward()
     for p in supernet.arch_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_gumbel_relaxation_runs_one_primitive_per_step_and_still_moves_every_choice():
+    space = SpaceConfig(cells=2, steps=1, channels=8, positions=4, dropout=0.0)
+    supernet = Supernet(IN_CHANNELS, NAMES, space, relaxation="gumbel")
+    supernet.tau = 1.0
+    calls = []
+    for cell in supernet.cells:
+        for step in cell.steps:
+            for name, op in step.ops.items():
+                op.register_forward_hook(lambda module, args, out, name=name: calls.append(name))
+    supernet.train()
+    supernet.draw(torch.Generator().manual_seed(0))
+    (supernet(levels()) ** 2).mean().backward()
+    assert len(calls) <= space.cells  # one sampled primitive per step (none when it drew `zero`)
+    for p in supernet.arch_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0
+
+
+def test_gumbel_draws_repeat_with_the_generator_and_evaluation_uses_the_softmax():
+    space = SpaceConfig(cells=2, steps=1, channels=8, positions=4, dropout=0.0)
+    supernet = Supernet(IN_CHANNELS, NAMES, space, relaxation="gumbel").train()
+
+    def output(seed):
+        supernet.draw(torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            return supernet(levels())
+
+    assert torch.equal(output(3), output(3)) and not torch.equal(output(3), output(4))
+    softmax = Supernet(IN_CHANNELS, NAMES, space)
+    softmax.load_state_dict(supernet.state_dict())
+    supernet.eval()
+    softmax.eval()
+    with torch.no_grad():
+        assert torch.allclose(supernet(levels()), softmax(levels()))

@@ -406,7 +406,7 @@ def test_the_report_of_a_runs_group_opens_from_the_table(finished):
         tables = app.screen.query_one("#report-tables")
         await until(pilot, lambda: "F1 weighted" in str(tables.render()))
         text = str(tables.render())
-        assert "1/1" in text and "similarity to bmnas-mmimdb" in text  # one finished chain, scored
+        assert "1/1" in text and "similarity: diff(genotype, bmnas-mmimdb)" in text  # one finished chain, scored
         await pilot.press("escape")
         assert not isinstance(app.screen, ReportScreen)
 

@@ -34,7 +34,7 @@ def _installed(module: str) -> bool:
 @reports_errors
 def report(workspace: Workspace, group: str, as_markdown: bool, as_json: bool, png: str | None, plot: bool,
            baseline: str) -> None:
-    """Per arm and label ratio: test F1 over seeds, genotype similarity, search cost.
+    """Per arm and label ratio: test F1 over seeds, gap to no-search baselines, architectures, search; ssl - random.
 
     GROUP is a group id (or a unique prefix of one) or, when no group matches, a tag: e.g. the group
     `ssnas run recipes/paper_synthetic.toml` printed, or `paper`. Runs that did not finish are

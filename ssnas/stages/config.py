@@ -47,7 +47,7 @@ class SearchConfig:
     # Architecture weights: Adam, betas (0.5, 0.999). BM-NAS uses lr 3e-4 and weight decay 1e-3;
     # Adam moves a logit by about lr per step whatever the gradient's size, so at 3e-4 a few hundred
     # steps leave the weights within a point of uniform (docs/RESULTS.md, "Does the search decide").
-    arch_lr: float = 3e-3
+    arch_lr: float = 3e-2
     arch_weight_decay: float = 0.0
     relaxation: str = "softmax"  # "softmax" (DARTS) or "gumbel" (GDAS: one sampled choice per step)
     tau_max: float = 10.0  # gumbel: temperature at the first step, annealed to tau_min at the last
