@@ -247,7 +247,7 @@ class Recipe:
         """Rebuild a recipe from `to_dict`'s form, checked like a file (files on disk are not re-checked)."""
         if not isinstance(d, Mapping):
             raise RecipeError(f"{path}: expected a table of sections, got {_show(d)}")
-        tree = dict(d)
+        tree = _upgraded(dict(d))
         if "sweep" in tree:
             tree["sweep"] = _normalize_sweep(tree["sweep"], path)
         if "arms" in tree:
@@ -693,6 +693,17 @@ def _chain(run: dict[str, Any], explicit: bool) -> list[str]:
 
 
 _GENOTYPE_NEEDED = "needed when the run starts with {first} (a genotype JSON file, 'baseline:NAME' or 'random')"
+
+
+def _upgraded(tree: dict[str, Any]) -> dict[str, Any]:
+    """A registry config written before `finetune.freeze_encoder` became `finetune.mode`, read as the
+    same run (a frozen encoder was a probe; else the whole network was trained)."""
+    finetune = tree.get("finetune")
+    if isinstance(finetune, Mapping) and "freeze_encoder" in finetune:
+        finetune = dict(finetune)
+        finetune["mode"] = "probe" if finetune.pop("freeze_encoder") else "full"
+        tree["finetune"] = finetune
+    return tree
 
 
 def _check_model(run: RunSection, finetune: Mapping[str, Any]) -> None:

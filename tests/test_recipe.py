@@ -639,6 +639,20 @@ BAD = [
      "--set search.epochs=0: 0 is out of range (> 0)"),
     ("set sweep unknown key", {"bad.toml": ""}, ["sweep.sed=[1]"],
      "--set sweep.sed=[1]: unknown key (did you mean seed?)"),
+    ("baseline after a search", {"bad.toml": '[finetune]\nmodel = "linear"\n'}, [],
+     "bad.toml: finetune.model: 'linear' is a no-search baseline: it needs no search or pretraining (set "
+     'run.stage = "finetune")'),
+    ("baseline with a genotype",
+     {"bad.toml": '[run]\nstage = "finetune"\ngenotype = "random"\n[finetune]\nmodel = "mlp"\n'}, [],
+     "bad.toml: run.genotype: finetune.model 'mlp' is a no-search baseline and reads no genotype or checkpoint "
+     "(remove it)"),
+    ("unknown baseline model", {"bad.toml": '[run]\nstage = "finetune"\n[finetune]\nmodel = "svm"\n'}, [],
+     "bad.toml: finetune.model: 'svm' is not one of nas, linear, mlp, late_fusion"),
+    ("finetune needs a genotype", {"bad.toml": '[run]\nstage = "finetune"\n'}, [],
+     "bad.toml: run.genotype: needed when the run starts with finetune (a genotype JSON file, 'baseline:NAME' or "
+     "'random')"),
+    ("freeze_encoder is gone", {"bad.toml": "[finetune]\nfreeze_encoder = true\n"}, [],
+     'bad.toml: finetune.freeze_encoder: unknown key (replaced by finetune.mode = "probe", "full" or "auto")'),
     ("set a second line", {"bad.toml": ""}, ["search.epochs=5\nlr = 3"],
      "--set search.epochs=5\\nlr = 3: expected an integer, got '5\\nlr = 3'"),
 ]
@@ -896,3 +910,12 @@ def test_binding_a_genotype_to_a_features_file_at_load_imports_no_torch(views):
             "print([m for m in ('torch', 'torchvision', 'transformers') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=views)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_config_stored_before_finetune_mode_reads_as_the_same_run():
+    stored = load_recipe(ROOT / "recipes/finetune.toml").to_dict()
+    for frozen, mode in ((True, "probe"), (False, "full")):
+        old = json.loads(json.dumps(stored))
+        del old["finetune"]["mode"]
+        old["finetune"]["freeze_encoder"] = frozen
+        assert Recipe.from_dict(old).finetune["mode"] == mode

@@ -31,6 +31,7 @@ from ssnas.data.feature_format import (
     SPLITS,
     check_splits,
     is_name_list,
+    open_feature_file,
     write_feature_file,
 )
 from ssnas.data.feature_format import feature_error as _error
@@ -65,11 +66,7 @@ def build_feature_cache(features: FeatureSet, path: str | Path) -> Path:
 def read_features(path: str | Path) -> FeatureSet:
     """Read and validate an `ssnas-features/1` file into memory (levels and labels as float32)."""
     path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    if not h5py.is_hdf5(path):
-        raise DatasetError(f"{path}: not an HDF5 file")
-    with h5py.File(path, "r") as f:
+    with open_feature_file(path) as f:
         # Metadata first: a malformed file fails before any large array is read.
         _check_format(f, path)
         modalities = _read_modalities(f, path)

@@ -62,12 +62,9 @@ def feature_file_node_names(path: str | Path) -> tuple[str, ...]:
     """
     import h5py
 
-    path = Path(path)
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    if not h5py.is_hdf5(path):
-        raise DatasetError(f"{path}: not an HDF5 file")
-    with h5py.File(path, "r") as f:
+    from ssnas.data.feature_format import open_feature_file  # it names nodes through this module
+
+    with open_feature_file(Path(path)) as f:
         raw = f.attrs.get("modalities")
         try:
             modalities = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
