@@ -19,14 +19,16 @@ F1_AVERAGES: tuple[str, ...] = ("weighted", "macro", "micro", "samples")
 DEFAULT_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 
-def f1_scores(probs_or_pred: torch.Tensor, targets: torch.Tensor, threshold: float) -> dict[str, float]:
-    """F1 of (N, K) scores against (N, K) multi-hot targets, a label predicted where score >= threshold.
+def f1_scores(probs_or_pred: torch.Tensor, targets: torch.Tensor, threshold: float,
+              at_least_one: bool = False) -> dict[str, float]:
+    """F1 of (N, K) scores against (N, K) multi-hot targets, a label predicted where score >= threshold
+    (and, with `at_least_one`, each sample's top-scoring label in any case).
 
     Hard 0/1 predictions work with any threshold in (0, 1]. Returns {"weighted", "macro", "micro",
     "samples"} as python floats.
     """
     truth = _check(probs_or_pred, targets)
-    pred = probs_or_pred >= threshold
+    pred = _with_top(probs_or_pred >= threshold, probs_or_pred, at_least_one)
     return {key: float(value) for key, value in _f1_table(pred, truth).items()}
 
 
@@ -35,6 +37,7 @@ def best_threshold(
     targets: torch.Tensor,
     grid: Sequence[float] | None = None,
     key: str = "weighted",
+    at_least_one: bool = False,
 ) -> tuple[float, dict[str, float]]:
     """The single global threshold on `grid` that maximizes F1 `key`, and all four scores there.
 
@@ -48,10 +51,20 @@ def best_threshold(
         raise ConfigError("threshold grid: empty")
     truth = _check(probs, targets)
     grid_tensor = torch.tensor(thresholds, dtype=probs.dtype, device=probs.device)
-    pred = probs.unsqueeze(0) >= grid_tensor.view(-1, 1, 1)  # (T, N, K)
+    pred = _with_top(probs.unsqueeze(0) >= grid_tensor.view(-1, 1, 1), probs, at_least_one)  # (T, N, K)
     table = _f1_table(pred, truth)
     best = int(torch.argmax(table[key]))  # the first (lowest) maximal threshold
     return thresholds[best], {name: float(values[best]) for name, values in table.items()}
+
+
+def _with_top(pred: torch.Tensor, probs: torch.Tensor, at_least_one: bool) -> torch.Tensor:
+    """Predictions that also name each sample's top-scoring label, when every sample is known to have
+    one (every labeled training row does): a sample with no score above the threshold then still
+    gets its likeliest label instead of none, which is what single-label data needs."""
+    if not at_least_one:
+        return pred
+    top = torch.zeros_like(probs, dtype=torch.bool).scatter_(-1, probs.argmax(-1, keepdim=True), True)
+    return pred | top
 
 
 def _check(probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

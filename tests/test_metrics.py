@@ -87,3 +87,12 @@ def test_best_threshold_fast_at_mmimdb_dev_size():
     start = time.perf_counter()
     best_threshold(probs, target)
     assert time.perf_counter() - start < 1.0
+
+
+def test_at_least_one_label_predicts_each_samples_top_label():
+    probs = torch.tensor([[0.2, 0.3, 0.1], [0.9, 0.1, 0.6]])
+    targets = torch.tensor([[0, 1, 0], [1, 0, 0]])
+    assert f1_scores(probs, targets, 0.5)["samples"] == pytest.approx((0 + 2 / 3) / 2)
+    assert f1_scores(probs, targets, 0.5, at_least_one=True)["samples"] == pytest.approx((1 + 2 / 3) / 2)
+    threshold, scores = best_threshold(probs, targets, key="samples", at_least_one=True)
+    assert scores["samples"] == 1.0 and threshold > 0.6

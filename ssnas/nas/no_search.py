@@ -15,7 +15,8 @@ from torch import nn
 from ssnas.nas.primitives import Dropout
 
 
-def _flat(nodes: Sequence[torch.Tensor]) -> torch.Tensor:
+def flat_nodes(nodes: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Every node flattened and concatenated: one vector per sample (early fusion's input)."""
     return torch.cat([node.flatten(1) for node in nodes], dim=1)
 
 
@@ -33,7 +34,7 @@ class EarlyFusion(nn.Module):
                     else _mlp(width, hidden, num_classes, dropout))
 
     def forward(self, nodes: list[torch.Tensor]) -> torch.Tensor:
-        return self.net(_flat(nodes))
+        return self.net(flat_nodes(nodes))
 
 
 class LateFusion(nn.Module):
@@ -49,7 +50,7 @@ class LateFusion(nn.Module):
         )
 
     def forward(self, nodes: list[torch.Tensor]) -> torch.Tensor:
-        logits = [head(_flat([nodes[i] for i in group])) for head, group in zip(self.heads, self.groups)]
+        logits = [head(flat_nodes([nodes[i] for i in group])) for head, group in zip(self.heads, self.groups)]
         return torch.stack(logits).mean(dim=0)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +25,12 @@ from ssnas.metrics import best_threshold, f1_scores
 from ssnas.nas.fixed import FixedNet
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.heads import Classifier
-from ssnas.nas.no_search import build_no_search
+from ssnas.nas.no_search import EarlyFusion, build_no_search, flat_nodes
 from ssnas.nas.space import SpaceConfig
 from ssnas.objectives import multilabel_bce
 from ssnas.reporting import Reporter
 from ssnas.stages.config import FinetuneConfig
+from ssnas.stages.linear_fit import fit_linear
 from ssnas.stages.runtime import Runtime
 from ssnas.stages.training import (
     NodeData,
@@ -99,6 +101,46 @@ class _Session:
     reporter: Reporter
     config: FinetuneConfig
     total: int  # steps of every mode together: the progress line's denominator
+    at_least_one: bool  # every labeled training row has a label: predict each sample's top label too
+
+
+def _linear_head(model: nn.Module) -> tuple[Callable[[list[torch.Tensor]], torch.Tensor], nn.Linear] | None:
+    """(what the last layer reads, the last layer) of a model whose only trained part is a linear
+    head: a probe of a network, or the linear baseline; None for anything else."""
+    if isinstance(model, Model):
+        return model.network, model.classifier.net[-1]
+    if isinstance(model, EarlyFusion) and isinstance(model.net[-1], nn.Linear) and len(model.net) == 2:
+        return flat_nodes, model.net[-1]
+    return None
+
+
+@torch.no_grad()
+def _inputs_of_head(read: Callable[[list[torch.Tensor]], torch.Tensor], data: NodeData, rows: torch.Tensor,
+                    batch_size: int) -> torch.Tensor:
+    return torch.cat([read(data.batch(index)).float().cpu() for index in batch_indices(rows, batch_size, None, False)])
+
+
+def _fit_mode(session: _Session, mode: str, first_epoch: int, first_step: int, model: nn.Module) -> dict[str, Any]:
+    """A linear head on fixed inputs, solved (`linear_fit`) rather than trained: its L2 strength,
+    decision threshold and weights chosen on dev."""
+    read, head = _linear_head(model)
+    model.eval()
+    size = session.config.batch_size
+    fit = fit_linear(_inputs_of_head(read, session.data, session.train, size), session.targets[session.train].cpu(),
+                     _inputs_of_head(read, session.data, session.dev, size), session.labels[session.dev],
+                     at_least_one=session.at_least_one)
+    with torch.no_grad():
+        head.weight.copy_(fit.weight)
+        head.bias.copy_(fit.bias)
+    step = first_step + fit.iterations
+    for key, value in fit.dev_f1.items():
+        session.reporter.metric(f"f1_{key}", value, step=step, epoch=first_epoch, split="dev")
+    session.reporter.metric("threshold", fit.threshold, step=step, epoch=first_epoch, split="dev")
+    session.reporter.metric("l2", fit.l2, step=step, epoch=first_epoch, split="dev")
+    session.reporter.event(f"finetune ({mode}): linear head solved by L-BFGS ({fit.iterations} iterations); "
+                           f"L2 {fit.l2:g} chosen on dev (F1 weighted {fit.dev_f1['weighted']:.4f})")
+    return {"dev_f1": fit.dev_f1["weighted"], "epoch": first_epoch, "threshold": fit.threshold, "dev": fit.dev_f1,
+            "model": copy.deepcopy(model.state_dict()), "steps": step, "last_epoch": first_epoch + 1}
 
 
 def _train_mode(session: _Session, mode: str, first_epoch: int, first_step: int, model: nn.Module,
@@ -139,7 +181,7 @@ def _train_mode(session: _Session, mode: str, first_epoch: int, first_step: int,
             at.finish_step(reporter, "finetune", loss, session.total, session.budget.per_epoch, checkpoint)
         with runtime.autocast(device):
             threshold, dev_f1 = best_threshold(predict(model, data, session.dev, config.batch_size),
-                                               session.labels[session.dev])
+                                               session.labels[session.dev], at_least_one=session.at_least_one)
         epoch, step = at.epoch, at.step
         reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
         for key, value in dev_f1.items():
@@ -186,7 +228,7 @@ def finetune(
     if network_state is None and config.mode == "auto":
         modes = ("full",)  # probing a network nobody trained tells nothing
     session = _Session(data, labels, labels.to(device), train, features.splits["dev"], budget, runtime, reporter,
-                       config, total=budget.total * len(modes))
+                       config, total=budget.total * len(modes), at_least_one=bool((labels[train].sum(1) > 0).all()))
     done: dict[str, dict[str, Any]] = dict(resume["modes_done"]) if resume is not None else {}
     if resume is None:
         reporter.event(budget.describe("finetune") + (f", per mode ({', '.join(modes)})" if len(modes) > 1 else ""))
@@ -202,7 +244,14 @@ def finetune(
         extra = {"modes_done": done, "genotype": genotype.to_dict() if genotype is not None else None,
                  "space": dataclasses.asdict(space), "in_channels": data.in_channels}
         mode_resume = resume if resume is not None and resume.get("mode") == mode else None
-        done[mode] = _train_mode(session, mode, first_epoch, first_step, model, extra, mode_resume)
+        solvable = (mode == "probe" or config.model == "linear") and _linear_head(model) is not None
+        if solvable:
+            done[mode] = _fit_mode(session, mode, first_epoch, first_step, model)
+            at = Position(epoch=done[mode]["last_epoch"], step=done[mode]["steps"])
+            reporter.checkpoint({"stage": "finetune", "position": at.to_dict(), "mode": mode,
+                                 "model": model.state_dict(), **extra, "modes_done": dict(done)}, epoch=first_epoch)
+        else:
+            done[mode] = _train_mode(session, mode, first_epoch, first_step, model, extra, mode_resume)
         first_epoch, first_step = done[mode]["last_epoch"], done[mode]["steps"]
         resume = None
     chosen = max(modes, key=lambda m: done[m]["dev_f1"])  # ties keep the first (the probe: fewer parameters)
@@ -211,7 +260,8 @@ def finetune(
     model.load_state_dict(best["model"])
     threshold, test = best["threshold"], features.splits["test"]
     with runtime.autocast(device):
-        test_f1 = f1_scores(predict(model, data, test, config.batch_size), labels[test], threshold)
+        test_f1 = f1_scores(predict(model, data, test, config.batch_size), labels[test], threshold,
+                            at_least_one=session.at_least_one)
     for key, value in test_f1.items():
         reporter.metric(f"f1_{key}", value, step=first_step, epoch=best["epoch"], split="test")
     modes_text = "; ".join(f"{m}: dev F1 {done[m]['dev_f1']:.4f} at epoch {done[m]['epoch']}" for m in modes)
