@@ -145,13 +145,11 @@ def _fit_mode(session: _Session, mode: str, first_epoch: int, first_step: int, m
 
 def _train_mode(session: _Session, mode: str, first_epoch: int, first_step: int, model: nn.Module,
                 checkpoint_extra: dict[str, Any], resume: dict[str, Any] | None) -> dict[str, Any]:
-    """Train `model` in `mode` for the budget's epochs (numbered from `first_epoch`), keeping the
-    best dev epoch; returns that best (dev F1, epoch, threshold, scores, weights)."""
+    """Train all of `model` for the budget's epochs (numbered from `first_epoch`), keeping the best
+    dev epoch; returns that best (dev F1, epoch, threshold, scores, weights). A probe never comes
+    here: its linear head is solved (`_fit_mode`)."""
     config, data, reporter, runtime = session.config, session.data, session.reporter, session.runtime
-    frozen = mode == "probe"
-    if frozen:
-        model.network.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = list(model.parameters())
     optimizer = adam(params, lr=config.lr, weight_decay=config.weight_decay)
     best = {"dev_f1": -1.0, "epoch": -1, "threshold": 0.5, "dev": {}, "model": copy.deepcopy(model.state_dict())}
     if resume is not None:
@@ -170,8 +168,6 @@ def _train_mode(session: _Session, mode: str, first_epoch: int, first_step: int,
     train_forward = runtime.compiled(model)
     while at.epoch < last_epoch:
         model.train()
-        if frozen:
-            model.network.eval()  # a frozen encoder keeps its batch-norm statistics too
         for (index,) in epoch_batches((session.train,), session.budget, runtime.seed, at.epoch)[at.index :]:
             cosine_lr(optimizer, config.lr, config.lr_min, (at.step - first_step) / session.budget.total)
             with runtime.autocast(device):
