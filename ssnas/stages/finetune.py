@@ -104,14 +104,17 @@ class _Session:
     at_least_one: bool  # every labeled training row has a label: predict each sample's top label too
 
 
-def _linear_head(model: nn.Module) -> tuple[Callable[[list[torch.Tensor]], torch.Tensor], nn.Linear] | None:
-    """(what the last layer reads, the last layer) of a model whose only trained part is a linear
-    head: a probe of a network, or the linear baseline; None for anything else."""
-    if isinstance(model, Model):
-        return model.network, model.classifier.net[-1]
-    if isinstance(model, EarlyFusion) and isinstance(model.net[-1], nn.Linear) and len(model.net) == 2:
+def _solved(mode: str, config: FinetuneConfig) -> bool:
+    """Whether the mode's only trainable part is a linear head on fixed inputs (a probe, or the
+    linear baseline): then it is solved by `linear_fit` in one step instead of trained."""
+    return mode == "probe" or config.model == "linear"
+
+
+def _linear_head(model: nn.Module) -> tuple[Callable[[list[torch.Tensor]], torch.Tensor], nn.Linear]:
+    """(what the last layer reads, the last layer) of a probed network or of the linear baseline."""
+    if isinstance(model, EarlyFusion):
         return flat_nodes, model.net[-1]
-    return None
+    return model.network, model.classifier.net[-1]
 
 
 @torch.no_grad()
@@ -132,7 +135,7 @@ def _fit_mode(session: _Session, mode: str, first_epoch: int, first_step: int, m
     with torch.no_grad():
         head.weight.copy_(fit.weight)
         head.bias.copy_(fit.bias)
-    step = first_step + fit.iterations
+    step = first_step + 1  # one solve; its L-BFGS iterations are in the event below
     for key, value in fit.dev_f1.items():
         session.reporter.metric(f"f1_{key}", value, step=step, epoch=first_epoch, split="dev")
     session.reporter.metric("threshold", fit.threshold, step=step, epoch=first_epoch, split="dev")
@@ -224,7 +227,8 @@ def finetune(
     if network_state is None and config.mode == "auto":
         modes = ("full",)  # probing a network nobody trained tells nothing
     session = _Session(data, labels, labels.to(device), train, features.splits["dev"], budget, runtime, reporter,
-                       config, total=budget.total * len(modes), at_least_one=bool((labels[train].sum(1) > 0).all()))
+                       config, total=sum(1 if _solved(m, config) else budget.total for m in modes),
+                       at_least_one=bool((labels[train].sum(1) > 0).all()))
     done: dict[str, dict[str, Any]] = dict(resume["modes_done"]) if resume is not None else {}
     if resume is None:
         reporter.event(budget.describe("finetune") + (f", per mode ({', '.join(modes)})" if len(modes) > 1 else ""))
@@ -240,8 +244,7 @@ def finetune(
         extra = {"modes_done": done, "genotype": genotype.to_dict() if genotype is not None else None,
                  "space": dataclasses.asdict(space), "in_channels": data.in_channels}
         mode_resume = resume if resume is not None and resume.get("mode") == mode else None
-        solvable = (mode == "probe" or config.model == "linear") and _linear_head(model) is not None
-        if solvable:
+        if _solved(mode, config):
             done[mode] = _fit_mode(session, mode, first_epoch, first_step, model)
             at = Position(epoch=done[mode]["last_epoch"], step=done[mode]["steps"])
             reporter.checkpoint({"stage": "finetune", "position": at.to_dict(), "mode": mode,
