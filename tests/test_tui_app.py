@@ -175,6 +175,29 @@ def test_a_search_run_shows_curves_weights_genotype_diff_and_log(finished):
     drive(app, scenario)
 
 
+def test_the_baseline_diff_says_when_the_data_lacks_its_nodes(tmp_path, views_file):
+    """A search on six views named unlike MM-IMDB's: BM-NAS's genotype has no nodes there to compare."""
+    runs = tmp_path / "runs"
+    recipe = tmp_path / "views.toml"
+    recipe.write_text(f'[run]\nname = "views"\nstage = "search"\n[data]\ndataset = "features"\n'
+                      f'path = "{views_file}"\nbatch_size = 16\n[space]\nchannels = 8\npositions = 4\n'
+                      "[search]\nepochs = 1\nmin_steps = 0\n")
+    ssnas(runs, "run", str(recipe), check=True)
+    app = app_for(runs)
+
+    async def scenario(pilot):
+        await until(pilot, lambda: len(table_ids(app)) == 1)
+        await pilot.press("enter")
+        await until(pilot, run_view(app))
+        screen = app.screen
+        await pilot.press("3")
+        note = screen.query_one("#diff-note")
+        await until(pilot, lambda: "lacks the input nodes" in str(note.render()))
+        assert "image[2], text[0]" in str(note.render())
+
+    drive(app, scenario)
+
+
 def test_b_diffs_a_pretrain_run_against_its_parent_search(finished):
     runs, by_name = finished
     app = app_for(runs)

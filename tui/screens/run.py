@@ -78,6 +78,7 @@ class RunScreen(Screen):
         self.diff_target = "baseline"
         self.other: GenotypeFound | None = None
         self.other_label = BASELINE
+        self.genotype_nodes: dict[str, str] | None = None  # the run's run.genotype_nodes, once read
         self.config_text: Text | str = "(reading ...)"
         self.gone = False
         self._feeding = False
@@ -178,6 +179,8 @@ class RunScreen(Screen):
         if update.gone:
             self._mark_gone()
             return
+        if update.config is not None:
+            self.genotype_nodes = ((update.config or {}).get("run") or {}).get("genotype_nodes")
         if update.config is not None or update.config_error:
             self.config_text = (Text(update.config_error, style="bold red") if update.config_error
                                 else "\n".join(config_lines(update.config or {})) or "(empty)")
@@ -377,10 +380,21 @@ class RunScreen(Screen):
             view.display = False
             note.update(Text(f"diff vs {what}: this run has no genotype yet{hint}", style="dim"))
             return
+        theirs = other.genotype
+        if self.diff_target == "baseline":  # on the run's input nodes, as `ssnas diff` binds it
+            from ssnas.nas.binding import bind_reference
+
+            theirs = bind_reference(other.genotype, mine.genotype.input_names, self.genotype_nodes)
+            if theirs is None:
+                view.display = False
+                nodes = ", ".join(other.genotype.used_input_names)
+                note.update(Text(f"diff vs {what}: this run's data lacks the input nodes it reads ({nodes}){hint}",
+                                 style="dim"))
+                return
         view.display = True
         source = "" if other.where == what else f" ({other.where})"
         note.update(Text(f"diff vs {what}{source}{hint}", style="dim"))
-        view.set_diff(mine.genotype, other.genotype, self.run_id[:8], self.other_label)
+        view.set_diff(mine.genotype, theirs, self.run_id[:8], self.other_label)
 
     # -- actions
 
