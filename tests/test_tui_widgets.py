@@ -149,13 +149,19 @@ async def test_heatmap_empty():
         assert EMPTY_TEXT in rendered(heatmap).replace("\n ", " ")
 
 
+async def focused_heatmap(app: HeatmapApp, pilot) -> ArchHeatmap:
+    """The app's heatmap holding every epoch of the sample weights, focused and drawn."""
+    heatmap = app.query_one(ArchHeatmap)
+    heatmap.set_weights(arch_by_epoch())
+    heatmap.focus()
+    await pilot.pause()
+    return heatmap
+
+
 async def test_heatmap_shows_last_epoch_and_keys_move_it():
     app = HeatmapApp()
     async with app.run_test(size=(80, 24)) as pilot:
-        heatmap = app.query_one(ArchHeatmap)
-        heatmap.set_weights(arch_by_epoch())
-        heatmap.focus()
-        await pilot.pause()
+        heatmap = await focused_heatmap(app, pilot)
         assert heatmap.epoch == 3
         assert rendered(heatmap).splitlines()[0].strip().startswith("epoch 3/3 (step 64)")
         await pilot.press("left", "left")
@@ -213,10 +219,7 @@ def verdict_in(text: str, epoch: int) -> str:
 async def test_heatmap_verdict_line_and_undecided_markers_follow_the_epoch():
     app = HeatmapApp()
     async with app.run_test(size=(160, 48)) as pilot:
-        heatmap = app.query_one(ArchHeatmap)
-        heatmap.set_weights(arch_by_epoch())
-        heatmap.focus()
-        await pilot.pause()
+        heatmap = await focused_heatmap(app, pilot)
         text = rendered(heatmap)
         assert text.splitlines()[0].strip().startswith("epoch 3/3 (step 64)  decided")
         assert verdict_in(text, 3) == heatmap.verdict()
