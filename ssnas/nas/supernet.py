@@ -135,9 +135,9 @@ class Supernet(nn.Module):
             uniform = torch.rand(logits.shape, generator=generator).clamp_(1e-10, 1.0 - 1e-7)
             self._noise[name] = (-torch.log(-torch.log(uniform))).to(logits.device)
 
-    def _choice(self, name: str) -> torch.Tensor:
-        """Weights of a choice: its softmax, or (sampling) a straight-through one-hot Gumbel sample."""
-        logits = self._named_logits()[name]
+    def _choice(self, name: str, logits: torch.Tensor) -> torch.Tensor:
+        """Weights of a choice: its softmax, or (sampling) a straight-through one-hot Gumbel sample
+        (`name` finds this step's noise)."""
         if not self.sampling:
             return torch.softmax(logits, dim=-1)
         noise = self._noise.get(name)
@@ -153,13 +153,15 @@ class Supernet(nn.Module):
         n = len(nodes)
         cell_outputs: list[torch.Tensor] = []
         for k, cell in enumerate(self.cells):
-            weights = self._choice(f"cell_input{k}")
+            weights = self._choice(f"cell_input{k}", self.cell_input_logits[k])
             # earlier cells are added one by one rather than re-stacking every candidate per cell
             mixed = _mix(weights[:, :n], inputs)
             for j, earlier in enumerate(cell_outputs):
                 mixed = mixed + weights[:, n + j, None, None, None] * earlier
-            step_inputs = [self._choice(f"step_input{i}") for i in range(k * steps, (k + 1) * steps)]
-            cell_outputs.append(cell(mixed, step_inputs, self._choice(f"step_op{k}"), self.sampling))
+            step_inputs = [self._choice(f"step_input{i}", self.step_input_logits[i])
+                           for i in range(k * steps, (k + 1) * steps)]
+            op_weights = self._choice(f"step_op{k}", self.step_op_logits[k])
+            cell_outputs.append(cell(mixed, step_inputs, op_weights, self.sampling))
         return self.head(cell_outputs[-self.space.cell_multiplier :])
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
