@@ -10,9 +10,10 @@ from ssnas.commands import demo as demo_commands
 from ssnas.commands import features as features_commands
 from ssnas.commands import inspect as inspect_commands
 from ssnas.commands import launch as launch_commands
+from ssnas.commands import manage as manage_commands
 from ssnas.commands import report as report_commands
 from ssnas.commands import tui as tui_commands
-from ssnas.commands.common import Workspace
+from ssnas.runs.service import RunService
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,14 +23,14 @@ from ssnas.commands.common import Workspace
 @click.pass_context
 def main(ctx: click.Context, runs_dir: str | None) -> None:
     """Self-supervised architecture search for multimodal fusion networks, and its experiments."""
-    ctx.obj = Workspace(runs_dir)
+    ctx.obj = RunService(runs_dir)
 
 
 for _command in (
     launch_commands.run, inspect_commands.runs_command, inspect_commands.show_command, inspect_commands.metrics_command,
-    inspect_commands.arch_command, inspect_commands.diff_command, inspect_commands.compare_command, launch_commands.kill,
-    launch_commands.resume, launch_commands.rerun, launch_commands.tag, inspect_commands.export_command,
-    launch_commands.rm, launch_commands.recipe, demo_commands.baselines, features_commands.features,
+    inspect_commands.arch_command, inspect_commands.diff_command, inspect_commands.compare_command, manage_commands.kill,
+    launch_commands.resume, launch_commands.rerun, manage_commands.tag, inspect_commands.export_command,
+    manage_commands.rm, launch_commands.recipe, demo_commands.baselines, features_commands.features,
     demo_commands.demo, report_commands.report, tui_commands.tui,
 ):
     main.add_command(_command)

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from ssnas.registry import TERMINAL, Registry
+from ssnas.registry import Registry
+from ssnas.run_record import TERMINAL
 
 if TYPE_CHECKING:
     from ssnas.cluster import RayOptions

@@ -28,14 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from ssnas.errors import RegistryError
 from ssnas.registry_query import HAS_TAG, SUMMARIES, compile_sort, compile_where
+from ssnas.run_record import STAGES, STATUSES, TERMINAL, Run
 
 if TYPE_CHECKING:
     import sqlite_utils
 
 DEFAULT_PATH = Path("runs") / "registry.db"
-STAGES = ("search", "pretrain", "finetune")
-STATUSES = ("queued", "running", "finished", "failed", "killed", "lost")
-TERMINAL = ("finished", "failed", "killed", "lost")
 BUSY_TIMEOUT_S = 30.0
 REMOTE_STALE_FACTOR = 10  # a run on another host: only its heartbeat can be checked, so wait longer
 JSON_COLUMNS = ("config", "versions", "tags")
@@ -100,7 +98,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 class RunChanges:
     """What changed in `runs` after a revision: rows to redraw, ids to drop, and the next cursor."""
 
-    runs: list[dict]
+    runs: list[Run]
     deleted: list[str]
     revision: int
 
@@ -117,23 +115,28 @@ class Registry:
     but every process opens its own.
     """
 
-    def __init__(self, path: str | Path = DEFAULT_PATH, *, create: bool = True) -> None:
+    def __init__(self, path: str | Path = DEFAULT_PATH, *, create: bool = True, readonly: bool = False) -> None:
         self.path = Path(path)
+        self.readonly = readonly
         self._lock = threading.RLock()
         self._host = this_host()
-        _check_file(self.path, create)
-        if create:
+        _check_file(self.path, create and not readonly)
+        if create and not readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._conn = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            self._conn = self._connect(immutable=False)
         except sqlite3.Error as error:
             raise RegistryError(f"{self.path}: cannot open ({error})") from None
         try:
-            self._configure()
-            self._migrate()
-            self._run_columns = tuple(row[1] for row in self._conn.execute("PRAGMA table_info(runs)"))
+            try:
+                self._open()
+            except sqlite3.OperationalError:
+                if not readonly:
+                    raise
+                # a read-only folder without the WAL's shared-memory file: read the file as it is
+                self._conn.close()
+                self._conn = self._connect(immutable=True)
+                self._open()
         except sqlite3.DatabaseError as error:
             self._conn.close()
             if isinstance(error, sqlite3.OperationalError):
@@ -143,6 +146,19 @@ class Registry:
         except BaseException:
             self._conn.close()
             raise
+
+    def _connect(self, immutable: bool) -> sqlite3.Connection:
+        """A read-write connection, or with `readonly` one that cannot write (SQLite refuses every write)."""
+        if not self.readonly:
+            return sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        mode = "immutable=1" if immutable else "mode=ro"
+        uri = f"{self.path.resolve().as_uri()}?{mode}"
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+
+    def _open(self) -> None:
+        self._configure()
+        self._migrate()
+        self._run_columns = tuple(row[1] for row in self._conn.execute("PRAGMA table_info(runs)"))
 
     def __enter__(self) -> Registry:
         return self
@@ -162,6 +178,9 @@ class Registry:
 
     def _configure(self) -> None:
         self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        if self.readonly:
+            self._conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fails here if it cannot read
+            return
         if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self._conn.execute("PRAGMA journal_mode = WAL")  # persistent: only the first opener switches
         self._conn.execute("PRAGMA synchronous = NORMAL")
@@ -186,7 +205,7 @@ class Registry:
         """Apply the migrations this file lacks, in one transaction; a no-op (and no import) when current."""
         version, tables = self._schema_state()
         self._check_schema(version, tables)
-        if version == SCHEMA_VERSION:
+        if version == SCHEMA_VERSION or self.readonly:  # a reader reads an older schema as it is
             return
         import sqlite_utils
 
@@ -240,7 +259,7 @@ class Registry:
             raise RegistryError(f"{self.path}: no run {run_id!r}")
 
     def _select_runs(self, conditions: Sequence[str], params: Sequence[Any], order: str = "runs.rowid",
-                     limit: int | None = None, config: bool = True) -> list[dict]:
+                     limit: int | None = None, config: bool = True) -> list[Run]:
         columns = ", ".join(f'runs."{c}"' for c in self._run_columns if config or c != "config")
         sql = f"SELECT {columns}, {_SUMMARY_SQL} FROM runs"
         if conditions:
@@ -250,7 +269,7 @@ class Registry:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
-        return [_decode_run(row) for row in self._rows(sql, params)]
+        return [Run.from_row(_decode_run(row)) for row in self._rows(sql, params)]
 
     # -- runs
 
@@ -308,9 +327,8 @@ class Registry:
         shown = ", ".join(ids[:5]) + (", ..." if count > 5 else "")
         raise RegistryError(f"{prefix!r} matches {count} runs: {shown}")
 
-    def get_run(self, id_or_prefix: str) -> dict:
+    def get_run(self, id_or_prefix: str) -> Run:
         """One run with its JSON columns decoded and its summaries (latest_loss, best_f1, test_f1)."""
-        self.reconcile()
         return self._select_runs(["runs.id = ?"], [self.resolve(id_or_prefix)])[0]
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -363,7 +381,8 @@ class Registry:
 
         On this host: a stale heartbeat and a dead pid. On another host the pid cannot be checked,
         so only a heartbeat `REMOTE_STALE_FACTOR` times staler counts. One indexed query when nothing
-        is stale, so every reader calls it.
+        is stale. The runs folder's scheduler calls it; readers never do (they must work read-only),
+        they ask `worker_gone` instead.
         """
         now = time.time()
         candidates = self._rows(
@@ -384,6 +403,12 @@ class Registry:
                         changed.append(run_id)
         return changed
 
+    def worker_gone(self, run: Run, stale_after: float = 30.0) -> bool:
+        """Whether a `running` run's worker looks gone (what `reconcile` would mark lost), without writing."""
+        now = time.time()
+        stale = (run.heartbeat_at or 0) < now - stale_after
+        return run.status == "running" and stale and self._worker_gone(run.to_dict(), now, stale_after)
+
     def _worker_gone(self, row: dict, now: float, stale_after: float) -> bool:
         if row["host"] == self._host:
             return not _pid_alive(row["pid"])
@@ -392,14 +417,13 @@ class Registry:
     def runs(self, *, status: str | Sequence[str] | None = None, stage: str | Sequence[str] | None = None,
              dataset: str | Sequence[str] | None = None, tag: str | None = None, group: str | None = None,
              parent: str | None = None, where: str | None = None, sort: str = "-created_at",
-             limit: int | None = None, config: bool = False) -> list[dict]:
+             limit: int | None = None, config: bool = False) -> list[Run]:
         """Runs matching every filter given, each with latest_loss, best_f1 and test_f1.
 
         `where` is the `--where` language and `sort` its field names (see `ssnas.registry_query`).
         Rows leave out the config unless `config=True`: decoding it is most of the cost of a long
         listing, and a listing filters on it in SQL instead.
         """
-        self.reconcile()
         conditions: list[str] = []
         params: list[Any] = []
         for column, wanted in (("status", status), ("stage", stage), ("dataset", dataset)):
@@ -419,11 +443,11 @@ class Registry:
         order, order_params = compile_sort(sort, self._run_columns)
         return self._select_runs(conditions, params + order_params, order, limit, config)
 
-    def group(self, group_id: str) -> list[dict]:
+    def group(self, group_id: str) -> list[Run]:
         """The sibling runs of one sweep or pipeline, oldest first."""
         return self.runs(group=group_id, sort="created_at")
 
-    def children(self, run_id: str) -> list[dict]:
+    def children(self, run_id: str) -> list[Run]:
         """The runs started from this one (pretrain from a search, finetune from a pretrain), oldest first."""
         return self.runs(parent=self.resolve(run_id), sort="created_at")
 
@@ -465,7 +489,6 @@ class Registry:
         A dashboard starts from 0 and passes back the `revision` it got: each poll is an indexed range
         read, and a counter (not a clock) means no change is missed to clock skew between hosts.
         """
-        self.reconcile()
         with self._lock:
             self._conn.execute("BEGIN")  # one snapshot for the three reads
             try:

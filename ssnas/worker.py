@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ssnas.registry import TERMINAL, Registry
+from ssnas.registry import Registry
+from ssnas.run_record import TERMINAL
 
 if TYPE_CHECKING:
     from ssnas.tracking import ReportSink

@@ -178,11 +178,19 @@ def test_runs_table_is_exact(runs_dir):
     ]
 
 
-def test_runs_flags_a_lost_run(runs_dir):
+def test_runs_flags_a_dead_worker_without_writing(runs_dir):
+    """A reader shows a running run whose worker is gone as `lost?` and leaves the row alone; the
+    scheduler's reconcile marks it lost."""
+    before = (runs_dir / "registry.db").read_bytes()
     result = invoke(runs_dir, "runs")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[1].startswith("dddd4444  lost_search") and " lost!  " in lines[1]
+    assert lines[1].startswith("dddd4444  lost_search") and " lost?  " in lines[1]
+    assert json.loads(invoke(runs_dir, "runs", "--json", "--status", "running").output)[0]["id"] == D
+    assert (runs_dir / "registry.db").read_bytes() == before
+    with Registry(runs_dir / "registry.db") as registry:
+        assert registry.reconcile() == [D]
+    assert " lost!  " in invoke(runs_dir, "runs").output.splitlines()[1]
     assert json.loads(invoke(runs_dir, "runs", "--json", "--status", "lost").output)[0]["error"] == \
         "worker process gone"
 
@@ -207,7 +215,7 @@ def test_runs_csv_columns(runs_dir):
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["--stage", "finetune"], [C]),
-    (["--status", "failed", "--status", "lost"], [D, B]),
+    (["--status", "failed", "--status", "running"], [D, B]),
     (["--dataset", "synthetic", "--tag", "paper"], [A]),
     (["--group", "g0123456789a", "--limit", "2"], [D, C]),
     (["--where", "label_ratio < 0.05"], [B]),

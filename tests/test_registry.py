@@ -14,7 +14,8 @@ import pytest
 
 import ssnas.registry as registry_module
 from ssnas.errors import RegistryError
-from ssnas.registry import SCHEMA_VERSION, TERMINAL, Registry, this_host
+from ssnas.registry import SCHEMA_VERSION, Registry, this_host
+from ssnas.run_record import TERMINAL
 
 
 @pytest.fixture
@@ -339,7 +340,7 @@ def test_runs_carry_loss_and_f1_summaries(registry):
     rows = {r["id"]: r for r in registry.runs()}
     assert (rows[run_id]["latest_loss"], rows[run_id]["best_f1"], rows[run_id]["test_f1"]) == (0.2, 0.7, 0.66)
     assert (rows[other]["latest_loss"], rows[other]["best_f1"], rows[other]["test_f1"]) == (None, None, None)
-    assert "config" not in rows[run_id]
+    assert rows[run_id].config is None
     assert registry.runs(config=True)[0]["config"] == {"search": {"epochs": 2}}
 
 

@@ -1,4 +1,4 @@
-"""What every command shares: the runs folder and its registry, one-line errors, output formats."""
+"""What every command shares: the run service of the runs folder, one-line errors, output formats."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import csv
 import functools
 import io
 import json
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import click
+
+from ssnas.runs.service import RunService
 
 
 class UserError(click.ClickException):
@@ -35,32 +35,7 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class Workspace:
-    """The runs folder (`--runs`, or $SSNAS_RUNS, default ./runs) and its registry, opened on first use."""
-
-    def __init__(self, runs_dir: str | None) -> None:
-        self.runs_dir = Path(runs_dir or os.environ.get("SSNAS_RUNS") or "runs")
-        self._registry = None
-
-    @property
-    def registry_path(self) -> Path:
-        return self.runs_dir / "registry.db"
-
-    def registry(self, create: bool = False):  # -> ssnas.registry.Registry
-        """The registry; readers do not create one (a missing registry is reported, or empty)."""
-        from ssnas.registry import Registry
-
-        if self._registry is None:
-            if create:
-                self.runs_dir.mkdir(parents=True, exist_ok=True)
-            self._registry = Registry(self.registry_path, create=create)
-        return self._registry
-
-    def has_registry(self) -> bool:
-        return self.registry_path.exists()
-
-
-pass_workspace = click.make_pass_decorator(Workspace)
+pass_service = click.make_pass_decorator(RunService)
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:

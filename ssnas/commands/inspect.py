@@ -6,20 +6,32 @@ import torch: run folders are listed, not loaded. Reference and examples: docs/c
 
 from __future__ import annotations
 
-import csv
-import json
 import shutil
 import sys
 import textwrap
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
-from ssnas.commands.common import UserError, Workspace, emit, output_options, pass_workspace, reports_errors, table
-from ssnas.registry import STAGES, STATUSES
+from ssnas.commands.common import UserError, emit, output_options, pass_service, reports_errors, table
+from ssnas.run_record import STAGES, STATUSES, Run
+from ssnas.runs.format import (
+    SHORT_ID,
+    config_lines,
+    duration,
+    elapsed_seconds,
+    field_lines,
+    last_values,
+    local_time,
+    number,
+    percent,
+    size_text,
+    status_text,
+)
+from ssnas.runs.service import RunService
 
 if TYPE_CHECKING:
     from ssnas.nas.certainty import ChoiceCertainty, SearchCertainty
@@ -29,141 +41,30 @@ if TYPE_CHECKING:
 # What a worker leaves in runs/RUN_ID/ (ssnas.execution and ssnas.tracking name them; both import torch).
 RUN_FILES = ("checkpoint.pt", "genotype.json", "pretrained.pt", "results.json", "log.txt", "tb")
 SLOT_NAMES = ("x", "y")
-SHORT_ID = 8
 EVENTS_SHOWN = 10
 PER_EPOCH_COLUMNS = 12  # beyond this many epochs the argmax evolution is run-length encoded
 ARCH_WIDTH = 100  # `ssnas arch` wraps its legend and verdict here
 
 
-# -- formatting ------------------------------------------------------------------------------------
-
-
-def duration(seconds: float | None) -> str:
-    """42s, 1m23s, 2h05m, 3d04h; '-' when unknown."""
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    if seconds < 86400:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
-
-
-def elapsed_seconds(run: dict, now: float | None = None) -> float | None:
-    """From started_at to ended_at, or to now while the run has not ended."""
-    if run.get("started_at") is None:
-        return None
-    end = run.get("ended_at") or (time.time() if now is None else now)
-    return end - run["started_at"]
-
-
-def local_time(timestamp: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    return "-" if timestamp is None else time.strftime(fmt, time.localtime(timestamp))
-
-
-def status_text(status: str) -> str:
-    """A lost run (its worker died without a word) stands out in listings."""
-    return "lost!" if status == "lost" else status
-
-
-def number(value: Any, fmt: str = ".4g") -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.0f}%"
-
-
-def plain(value: Any) -> str:
-    """A config value as one short token: strings bare, lists as JSON."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float):
-        return format(value, "g")
-    return json.dumps(value)
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
-    """Nested recipe sections as dotted keys: {"search": {"epochs": 5}} -> {"search.epochs": 5}."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
-def size_text(size: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size} B"  # unreachable
-
-
-def short_ids(ids: Sequence[str]) -> list[str]:
-    """The shortest prefixes (at least 8 characters) that still tell the runs apart."""
-    for length in range(SHORT_ID, max(map(len, ids), default=SHORT_ID) + 1):
-        cut = [i[:length] for i in ids]
-        if len(set(cut)) == len(set(ids)):
-            return cut
-    return list(ids)
-
-
 # -- reading ---------------------------------------------------------------------------------------
 
 
-def open_registry(workspace: Workspace) -> Registry:
+def open_registry(service: RunService) -> Registry:
     """The registry, closed when the command ends; a missing one is an error for everything but `runs`."""
-    registry = workspace.registry()
+    registry = service.reader()
     click.get_current_context().call_on_close(registry.close)
     return registry
 
 
-def run_dir(workspace: Workspace, run: dict) -> Path:
-    """The run's folder: where the registry says, else under this --runs folder (the first that exists)."""
-    candidates = [Path(run["run_dir"])] if run.get("run_dir") else []
-    candidates.append(workspace.runs_dir / run["id"])
-    return next((path for path in candidates if path.is_dir()), candidates[0])
-
-
-def latest_genotype(workspace: Workspace, registry: Registry, run: dict) -> tuple[Genotype, str] | None:
-    """The run's last logged genotype, else its folder's genotype.json; with where it came from."""
-    from ssnas.nas.genotype import Genotype
-
-    row = registry.latest_genotype(run["id"])
-    if row is not None:
-        where = f"run {run['id'][:SHORT_ID]} epoch {row['epoch']}"
-        return Genotype.from_json(row["genotype"], where=where), f"epoch {row['epoch']}, step {row['step']}"
-    path = run_dir(workspace, run) / "genotype.json"
-    if path.is_file():
-        return Genotype.load(path), str(path)
-    return None
-
-
-def require_genotype(workspace: Workspace, registry: Registry, run: dict) -> tuple[Genotype, str]:
-    found = latest_genotype(workspace, registry, run)
-    if found is None:
-        raise UserError(f"run {run['id'][:SHORT_ID]} has no genotype yet (none logged, "
-                        f"no genotype.json in {run_dir(workspace, run)})")
-    return found
-
-
-def last_values(rows: Iterable[dict]) -> dict[str, float]:
-    """The last value logged per key, in key order of first appearance."""
-    values: dict[str, float] = {}
-    for row in rows:
-        values[row["key"]] = row["value"]
-    return values
+def require_genotype(service: RunService, run: Run) -> tuple[Genotype, str]:
+    """The run's genotype and where it came from; a missing or broken one is a one-line error."""
+    found = service.genotype(run)
+    if found.error:
+        raise UserError(found.error)
+    if found.genotype is None:
+        raise UserError(f"run {run.short_id} has no genotype yet (none logged, "
+                        f"no genotype.json in {service.folder(run)})")
+    return found.genotype, found.where
 
 
 # -- runs ------------------------------------------------------------------------------------------
@@ -175,14 +76,14 @@ RUNS_CSV_COLUMNS = ("id", "name", "stage", "objective", "dataset", "label_ratio"
                     "group_id", "parent_id", "device", "host", "tags", "error")
 
 
-def runs_table_row(run: dict, now: float) -> dict[str, str]:
+def runs_table_row(run: Run, now: float, gone: bool = False) -> dict[str, str]:
     return {
-        "id": run["id"][:SHORT_ID], "name": run["name"], "stage": run["stage"], "objective": run["objective"] or "-",
-        "dataset": run["dataset"] or "-", "r": number(run["label_ratio"], "g"), "seed": number(run["seed"], "d"),
-        "status": status_text(run["status"]), "progress": percent(run["progress"]),
-        "elapsed": duration(elapsed_seconds(run, now)), "loss": number(run["latest_loss"]),
-        "dev F1": number(run["best_f1"], ".3f"), "test F1": number(run["test_f1"], ".3f"),
-        "created": local_time(run["created_at"], "%m-%d %H:%M"),
+        "id": run.short_id, "name": run.name, "stage": run.stage, "objective": run.objective or "-",
+        "dataset": run.dataset or "-", "r": number(run.label_ratio, "g"), "seed": number(run.seed, "d"),
+        "status": status_text(run.status, gone), "progress": percent(run.progress),
+        "elapsed": duration(elapsed_seconds(run, now)), "loss": number(run.latest_loss),
+        "dev F1": number(run.best_f1, ".3f"), "test F1": number(run.test_f1, ".3f"),
+        "created": local_time(run.created_at, "%m-%d %H:%M"),
     }
 
 
@@ -199,30 +100,29 @@ def runs_table_row(run: dict, now: float) -> dict[str, str]:
               help="Fields to sort by, '-' for descending, e.g. -best_f1 or label_ratio,seed.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most N runs (0: all).")
 @output_options
-@pass_workspace
+@pass_service
 @reports_errors
-def runs_command(workspace: Workspace, statuses: tuple[str, ...], stage: str | None, dataset: str | None,
+def runs_command(service: RunService, statuses: tuple[str, ...], stage: str | None, dataset: str | None,
                  tag: str | None, group: str | None, where: str | None, sort: str, limit: int, as_json: bool,
                  as_csv: bool) -> None:
     """List runs, newest first: status, progress, elapsed time, loss and F1."""
-    if not workspace.has_registry():
-        return _no_runs(f"no runs yet ({workspace.registry_path} does not exist)", as_json, as_csv)
-    registry = open_registry(workspace)
+    if not service.has_registry():
+        return _no_runs(f"no runs yet ({service.registry_path} does not exist)", as_json, as_csv)
+    registry = open_registry(service)
     rows = registry.runs(status=statuses or None, stage=stage, dataset=dataset, tag=tag, group=group, where=where,
                          sort=sort, limit=limit + 1 if limit else None)
     more = bool(limit) and len(rows) > limit
     rows = rows[:limit] if limit else rows
     now = time.time()
-    for row in rows:
-        row["elapsed_s"] = elapsed_seconds(row, now)
     if not rows:
         filtered = statuses or stage or dataset or tag or group or (where and where.strip())
-        return _no_runs("no runs match" if filtered else f"no runs yet in {workspace.registry_path}", as_json, as_csv)
+        return _no_runs("no runs match" if filtered else f"no runs yet in {service.registry_path}", as_json, as_csv)
     if as_json or as_csv:
+        records = [{**row.to_dict(), "elapsed_s": elapsed_seconds(row, now)} for row in rows]
         if as_csv:
-            rows = [{**row, "tags": ",".join(row["tags"]), "versions": None} for row in rows]
-        return emit(rows, RUNS_CSV_COLUMNS, as_json=as_json, as_csv=as_csv)
-    emit([runs_table_row(row, now) for row in rows], RUNS_COLUMNS)
+            records = [{**record, "tags": ",".join(record["tags"]), "versions": None} for record in records]
+        return emit(records, RUNS_CSV_COLUMNS, as_json=as_json, as_csv=as_csv)
+    emit([runs_table_row(row, now, registry.worker_gone(row)) for row in rows], RUNS_COLUMNS)
     if more:
         click.echo(f"(the first {limit} shown; --limit 0 lists all)")
 
@@ -237,58 +137,39 @@ def _no_runs(message: str, as_json: bool, as_csv: bool) -> None:
 # -- show ------------------------------------------------------------------------------------------
 
 
-def field_lines(fields: Sequence[tuple[str, str]]) -> list[str]:
-    width = max(len(name) for name, _ in fields)
-    return [f"{name:<{width}}  {value}".rstrip() for name, value in fields]
-
-
-def run_fields(workspace: Workspace, registry: Registry, run: dict) -> list[tuple[str, str]]:
-    children = registry.children(run["id"])
-    versions = run.get("versions") or {}
-    progress = f" ({percent(run['progress'])})" if run["progress"] is not None else ""
+def run_fields(service: RunService, registry: Registry, run: Run) -> list[tuple[str, str]]:
+    children = registry.children(run.id)
+    versions = run.versions or {}
+    progress = f" ({percent(run.progress)})" if run.progress is not None else ""
     return [
-        ("id", run["id"]), ("name", run["name"]), ("status", status_text(run["status"]) + progress),
-        ("error", run["error"] or "-"), ("stage", run["stage"]), ("objective", run["objective"] or "-"),
-        ("dataset", run["dataset"] or "-"), ("label ratio", number(run["label_ratio"], "g")),
-        ("seed", number(run["seed"], "d")), ("parent", run["parent_id"] or "-"), ("group", run["group_id"] or "-"),
-        ("children", ", ".join(f"{c['id'][:SHORT_ID]} ({c['stage']}, {status_text(c['status'])})"
+        ("id", run.id), ("name", run.name), ("status", status_text(run.status, registry.worker_gone(run)) + progress),
+        ("error", run.error or "-"), ("stage", run.stage), ("objective", run.objective or "-"),
+        ("dataset", run.dataset or "-"), ("label ratio", number(run.label_ratio, "g")),
+        ("seed", number(run.seed, "d")), ("parent", run.parent_id or "-"), ("group", run.group_id or "-"),
+        ("children", ", ".join(f"{c.id[:SHORT_ID]} ({c.stage}, {status_text(c.status)})"
                                for c in children) or "-"),
-        ("device", run["device"] or "-"), ("host", run["host"] or "-"), ("pid", number(run["pid"], "d")),
-        ("executor", run["executor"] or "local"), ("node", run["node"] or "-"),
-        ("git commit", run["git_commit"] or "-"),
+        ("device", run.device or "-"), ("host", run.host or "-"), ("pid", number(run.pid, "d")),
+        ("executor", run.executor or "local"), ("node", run.node or "-"),
+        ("git commit", run.git_commit or "-"),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "-"),
-        ("created", local_time(run["created_at"])), ("started", local_time(run["started_at"])),
-        ("ended", local_time(run["ended_at"])), ("elapsed", duration(elapsed_seconds(run))),
-        ("heartbeat", local_time(run["heartbeat_at"])), ("recipe", run["recipe_path"] or "-"),
-        ("run dir", str(run_dir(workspace, run))), ("tags", ", ".join(run["tags"]) or "-"),
+        ("created", local_time(run.created_at)), ("started", local_time(run.started_at)),
+        ("ended", local_time(run.ended_at)), ("elapsed", duration(elapsed_seconds(run))),
+        ("heartbeat", local_time(run.heartbeat_at)), ("recipe", run.recipe_path or "-"),
+        ("run dir", str(service.folder(run))), ("tags", ", ".join(run.tags) or "-"),
     ]
 
 
-def config_lines(config: dict, width: int = 100) -> list[str]:
-    """The resolved recipe compactly: one wrapped line of key=value per section, unset keys left out."""
+def metric_lines(registry: Registry, run: Run) -> list[str]:
     lines = []
-    for section, values in config.items():
-        if not isinstance(values, dict):
-            lines.append(f"  {section} = {plain(values)}")
-            continue
-        pairs = [f"{key}={plain(value)}" for key, value in flatten(values).items() if value is not None]
-        if pairs:
-            lines += textwrap.wrap(" ".join(pairs), width, initial_indent=f"  {section:<9} ",
-                                   subsequent_indent=" " * 12, break_long_words=False, break_on_hyphens=False)
-    return lines
-
-
-def metric_lines(registry: Registry, run: dict) -> list[str]:
-    lines = []
-    test = last_values(registry.metrics(run["id"], split="test"))
+    test = last_values(registry.metrics(run.id, split="test"))
     if test:
         lines.append("  test     " + "  ".join(f"{key} {value:.4f}" for key, value in test.items()))
-    dev = registry.metrics(run["id"], key="f1_weighted", split="dev")
+    dev = registry.metrics(run.id, key="f1_weighted", split="dev")
     if dev:
         best = max(dev, key=lambda row: row["value"])
         lines.append(f"  dev      best f1_weighted {best['value']:.4f} (epoch {number(best['epoch'], 'd')})")
-    if run["latest_loss"] is not None:
-        lines.append(f"  train    last loss {run['latest_loss']:.4g}")
+    if run.latest_loss is not None:
+        lines.append(f"  train    last loss {run.latest_loss:.4g}")
     return lines or ["  (none logged)"]
 
 
@@ -313,22 +194,24 @@ def event_lines(registry: Registry, run_id: str) -> list[str]:
 
 @click.command("show")
 @click.argument("run")
-@pass_workspace
+@pass_service
 @reports_errors
-def show_command(workspace: Workspace, run: str) -> None:
+def show_command(service: RunService, run: str) -> None:
     """Everything about one run: fields, recipe, genotype, metrics, files, last events."""
-    registry = open_registry(workspace)
+    registry = open_registry(service)
     row = registry.get_run(run)
-    lines = field_lines(run_fields(workspace, registry, row))
-    lines += ["", "recipe (resolved)"] + config_lines(row["config"] or {})
-    found = latest_genotype(workspace, registry, row)
-    if found is None:
+    lines = field_lines(run_fields(service, registry, row))
+    lines += ["", "recipe (resolved)"] + config_lines(row.config or {})
+    found = service.genotype(row)
+    if found.error:
+        raise UserError(found.error)
+    if found.genotype is None:
         lines += ["", "genotype", "  (none yet)"]
     else:
-        lines += ["", f"genotype ({found[1]})"] + ["  " + line for line in found[0].describe().splitlines()]
+        lines += ["", f"genotype ({found.where})"] + ["  " + line for line in found.genotype.describe().splitlines()]
     lines += ["", "metrics"] + metric_lines(registry, row)
-    lines += ["", "files"] + file_lines(run_dir(workspace, row))
-    lines += ["", f"events (last {EVENTS_SHOWN})"] + event_lines(registry, row["id"])
+    lines += ["", "files"] + file_lines(service.folder(row))
+    lines += ["", f"events (last {EVENTS_SHOWN})"] + event_lines(registry, row.id)
     click.echo("\n".join(lines))
 
 
@@ -382,30 +265,30 @@ def plot_series(rows: Sequence[dict], title: str, color: bool, size: tuple[int, 
 @click.option("--split", help="Only this split (train, arch, dev, test).")
 @click.option("--plot", is_flag=True, help="Draw the --key series in the terminal, one line per split.")
 @output_options
-@pass_workspace
+@pass_service
 @reports_errors
-def metrics_command(workspace: Workspace, run: str, key: str | None, split: str | None, plot: bool, as_json: bool,
+def metrics_command(service: RunService, run: str, key: str | None, split: str | None, plot: bool, as_json: bool,
                     as_csv: bool) -> None:
     """A run's metrics: a summary of every series, or one series as a table or a plot."""
     if plot and not key:
         raise click.UsageError("--plot draws one series: give --key (e.g. --key loss)")
     if plot and (as_json or as_csv):
         raise click.UsageError("--plot draws for people; leave out --json and --csv")
-    registry = open_registry(workspace)
+    registry = open_registry(service)
     row = registry.get_run(run)
-    short, in_split = row["id"][:SHORT_ID], f" in split {split!r}" if split else ""
-    rows = registry.metrics(row["id"], key=key, split=split)
+    short, in_split = row.short_id, f" in split {split!r}" if split else ""
+    rows = registry.metrics(row.id, key=key, split=split)
     if key is None:
         if not rows and not (as_json or as_csv):
             return click.echo(f"run {short} has logged no metrics{in_split}")
         return emit(metric_summary(rows), SUMMARY_COLUMNS, as_json, as_csv)
     if not rows:
-        known = ", ".join(f"{k}/{s}" if s else k for k, s in registry.metric_keys(row["id"])) or "none"
+        known = ", ".join(f"{k}/{s}" if s else k for k, s in registry.metric_keys(row.id)) or "none"
         raise UserError(f"run {short} has no metric {key!r}{in_split} (logged: {known})")
     series = [{"step": r["step"], "epoch": r["epoch"], "split": r["split"], "key": r["key"], "value": r["value"],
                "wall_time": r["wall_time"]} for r in rows]
     if plot:
-        return _plot(series, f"{key} of run {row['id'][:SHORT_ID]}")
+        return _plot(series, f"{key} of run {row.short_id}")
     emit(series, SERIES_COLUMNS, as_json, as_csv)
 
 
@@ -555,17 +438,17 @@ def evolution_lines(per_epoch: dict[int, list[dict]]) -> list[str]:
 @click.command("arch")
 @click.argument("run")
 @click.option("--epoch", type=int, help="The epoch to show (default: the last logged).")
-@pass_workspace
+@pass_service
 @reports_errors
-def arch_command(workspace: Workspace, run: str, epoch: int | None) -> None:
+def arch_command(service: RunService, run: str, epoch: int | None) -> None:
     """A search's architecture weights at one epoch, argmax marked, with how sure each choice is and a
     verdict, and how the argmax and the certainty moved."""
     from ssnas.nas.certainty import DECIDED_RATIO
 
-    registry = open_registry(workspace)
+    registry = open_registry(service)
     row = registry.get_run(run)
-    short = row["id"][:SHORT_ID]
-    per_epoch = last_rows_per_epoch(registry.arch_weights(row["id"]))
+    short = row.short_id
+    per_epoch = last_rows_per_epoch(registry.arch_weights(row.id))
     if not per_epoch:
         raise UserError(f"run {short} has no architecture weights (a search logs them once per epoch)")
     epochs = sorted(per_epoch)
@@ -593,9 +476,9 @@ def arch_command(workspace: Workspace, run: str, epoch: int | None) -> None:
 @click.argument("other", required=False)
 @click.option("--baseline", help="A bundled genotype to compare with (ssnas baselines). "
                                  "Default when OTHER is absent: bmnas-mmimdb.")
-@pass_workspace
+@pass_service
 @reports_errors
-def diff_command(workspace: Workspace, run: str, other: str | None, baseline: str | None) -> None:
+def diff_command(service: RunService, run: str, other: str | None, baseline: str | None) -> None:
     """A run's latest genotype against another run's or a bundled baseline: differing choices and similarity."""
     from ssnas.baselines import load_baseline
     from ssnas.nas.binding import bind_reference
@@ -603,21 +486,21 @@ def diff_command(workspace: Workspace, run: str, other: str | None, baseline: st
 
     if other and baseline:
         raise click.UsageError("compare with OTHER or with --baseline, not both")
-    registry = open_registry(workspace)
+    registry = open_registry(service)
     row = registry.get_run(run)
-    genotype, where = require_genotype(workspace, registry, row)
-    label = row["id"][:SHORT_ID]
+    genotype, where = require_genotype(service, row)
+    label = row.short_id
     if other:
         other_row = registry.get_run(other)
-        other_genotype, other_where = require_genotype(workspace, registry, other_row)
-        other_label, other_title = other_row["id"][:SHORT_ID], f"run {other_row['name']} ({other_where})"
-        if other_label == label and other_row["id"] != row["id"]:
-            label, other_label = row["id"], other_row["id"]
+        other_genotype, other_where = require_genotype(service, other_row)
+        other_label, other_title = other_row.short_id, f"run {other_row.name} ({other_where})"
+        if other_label == label and other_row.id != row.id:
+            label, other_label = row.id, other_row.id
     else:
         baseline = baseline or "bmnas-mmimdb"
         other_genotype, other_label, other_title = load_baseline(baseline), baseline, "bundled baseline"
         # on the run's input nodes, as the run bound its genotype (through its run.genotype_nodes, if any)
-        mapping = ((row["config"] or {}).get("run") or {}).get("genotype_nodes")
+        mapping = row.setting("run.genotype_nodes")
         bound = bind_reference(other_genotype, genotype.input_names, mapping)
         if bound is None:
             reads = ", ".join(other_genotype.used_input_names)
@@ -626,123 +509,41 @@ def diff_command(workspace: Workspace, run: str, other: str | None, baseline: st
             if bound.used_input_names != other_genotype.used_input_names:
                 other_title += f", on the run's input nodes ({', '.join(bound.used_input_names)})"
             other_genotype = bound
-    click.echo(f"{label}: run {row['name']} ({where})\n{other_label}: {other_title}\n")
+    click.echo(f"{label}: run {row.name} ({where})\n{other_label}: {other_title}\n")
     click.echo(diff(genotype, other_genotype).render(label, other_label))
 
 
 # -- compare ---------------------------------------------------------------------------------------
 
 
-def summary_rows(workspace: Workspace, registry: Registry, runs: Sequence[dict], labels: Sequence[str]) -> list[dict]:
-    """Per field a row with one column per run: status, duration, final metrics, similarity to the first."""
-    from ssnas.nas.genotype import diff
-
-    tests = [last_values(registry.metrics(r["id"], split="test")) for r in runs]
-    genotypes = [latest_genotype(workspace, registry, r) for r in runs]
-    test_keys = list(dict.fromkeys(k for values in tests for k in values))
-
-    def row(field: str, values: Iterable[str]) -> dict:
-        return {"": field, **dict(zip(labels, values))}
-
-    def similarity(found: tuple | None) -> str:
-        if found is None or genotypes[0] is None:
-            return "-"
-        return f"{diff(genotypes[0][0], found[0]).similarity:.2f}"
-
-    return [
-        row("name", [r["name"] for r in runs]),
-        row("stage", [r["stage"] for r in runs]),
-        row("status", [status_text(r["status"]) for r in runs]),
-        row("duration", [duration(elapsed_seconds(r)) for r in runs]),
-        *[row(f"test {key}", [number(values.get(key), ".4f") for values in tests]) for key in test_keys],
-        row("best dev F1", [number(r["best_f1"], ".4f") for r in runs]),
-        row("last loss", [number(r["latest_loss"]) for r in runs]),
-        row("genotype similarity", [similarity(found) for found in genotypes]),
-    ]
-
-
-CONFIG_COLUMN = "config that differs"
-
-
-def config_difference_rows(runs: Sequence[dict], labels: Sequence[str]) -> list[dict]:
-    """The flattened config keys whose values are not the same in every run."""
-    flats = [flatten(r["config"] or {}) for r in runs]
-    keys = list(dict.fromkeys(k for flat in flats for k in flat))
-    missing = object()
-    rows = []
-    for key in keys:
-        values = [flat.get(key, missing) for flat in flats]
-        if any(v != values[0] for v in values[1:]):
-            rows.append({CONFIG_COLUMN: key,
-                         **{label: "-" if v is missing else plain(v) for label, v in zip(labels, values)}})
-    return rows
-
-
 @click.command("compare")
 @click.argument("runs", nargs=-1, required=True)
-@pass_workspace
+@pass_service
 @reports_errors
-def compare_command(workspace: Workspace, runs: tuple[str, ...]) -> None:
+def compare_command(service: RunService, runs: tuple[str, ...]) -> None:
     """Runs side by side: differing config values, final metrics, status, duration, genotype similarity."""
+    from ssnas.runs.compare import CONFIG_COLUMN
+
     if len(runs) < 2:
         raise click.UsageError("compare needs at least two runs")
-    registry = open_registry(workspace)
-    rows = [registry.get_run(prefix) for prefix in runs]
-    labels = short_ids([r["id"] for r in rows])
-    if len(set(labels)) < len(labels):
-        raise click.UsageError("the same run is named twice")
-    click.echo(table(summary_rows(workspace, registry, rows, labels), ["", *labels]))
-    differing = config_difference_rows(rows, labels)
+    comparison = service.compare(runs)
+    click.echo(table(comparison.summary, ["", *comparison.labels]))
     click.echo("")
-    if differing:
-        click.echo(table(differing, [CONFIG_COLUMN, *labels]))
+    if comparison.config:
+        click.echo(table(comparison.config, [CONFIG_COLUMN, *comparison.labels]))
     else:
         click.echo("config: the same in every run")
 
 
 # -- export ----------------------------------------------------------------------------------------
 
-METRIC_CSV_COLUMNS = ("step", "epoch", "split", "key", "value", "wall_time")
-
-
 @click.command("export")
 @click.argument("run")
 @click.option("--to", "target", type=click.Path(file_okay=False),
               help="The folder to write into (default: ./export/RUN_ID).")
-@pass_workspace
+@pass_service
 @reports_errors
-def export_command(workspace: Workspace, run: str, target: str | None) -> None:
+def export_command(service: RunService, run: str, target: str | None) -> None:
     """Write a run's genotype, metrics and resolved recipe to a folder, for papers and other tools."""
-    registry = open_registry(workspace)
-    row = registry.get_run(run)
-    folder = Path(target) if target else Path("export") / row["id"]
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        written = _export_files(workspace, registry, row, folder)
-    except OSError as error:
-        raise UserError(f"{folder}: cannot write ({error.strerror or error})") from None
-    for line in written:
+    for line in service.export(run, Path(target) if target else None):
         click.echo(line)
-    source = run_dir(workspace, row)
-    for name in ("checkpoint.pt", "pretrained.pt"):
-        if (source / name).is_file():
-            click.echo(f"{source / name}  (in the run folder, not copied)")
-
-
-def _export_files(workspace: Workspace, registry: Registry, row: dict, folder: Path) -> list[str]:
-    lines = []
-    found = latest_genotype(workspace, registry, row)
-    if found is None:
-        lines.append(f"(no genotype: run {row['id'][:SHORT_ID]} has none yet)")
-    else:
-        found[0].save(folder / "genotype.json")
-        lines.append(str(folder / "genotype.json"))
-    with (folder / "metrics.csv").open("w", newline="") as file:
-        writer = csv.writer(file)
-        writer.writerow(METRIC_CSV_COLUMNS)
-        for metric in registry.metrics(row["id"]):
-            writer.writerow(["" if metric[c] is None else metric[c] for c in METRIC_CSV_COLUMNS])
-    lines.append(str(folder / "metrics.csv"))
-    (folder / "config.json").write_text(json.dumps(row["config"], indent=2) + "\n")
-    lines.append(str(folder / "config.json"))
-    return lines

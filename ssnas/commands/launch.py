@@ -1,19 +1,18 @@
-"""Commands that start, stop and edit runs: run, recipe show, kill, resume, rerun, tag, rm."""
+"""Commands that start runs: run, recipe show, resume, rerun."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from ssnas.commands.common import Workspace, emit, pass_workspace, reports_errors
+from ssnas.commands.common import emit, pass_service, reports_errors
+from ssnas.runs.service import RunService
 
 if TYPE_CHECKING:
     from ssnas.cluster import RayOptions
@@ -55,7 +54,7 @@ def ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _connect(workspace: Workspace, executors: Sequence[str], gpus: str | None, ray: RayOptions) -> RayExecutor | None:
+def _connect(workspace: RunService, executors: Sequence[str], gpus: str | None, ray: RayOptions) -> RayExecutor | None:
     """The Ray executor when these runs go to Ray, connected before any run is created or queued again."""
     names = sorted(set(executors))
     if len(names) > 1:
@@ -68,7 +67,7 @@ def _connect(workspace: Workspace, executors: Sequence[str], gpus: str | None, r
     from ssnas.launcher import open_executor
 
     import_ray()  # not installed: one line, before the registry is touched
-    return open_executor("ray", workspace.registry(create=True), workspace.runs_dir, ray_options=ray)
+    return open_executor("ray", workspace.writer(create=True), workspace.runs_dir, ray_options=ray)
 
 
 def _slots(gpus: str | None) -> list[str] | None:
@@ -79,7 +78,7 @@ def _slots(gpus: str | None) -> list[str] | None:
     return [g.strip() for g in gpus.split(",") if g.strip()] or None
 
 
-def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_parallel: int | None, detach: bool,
+def _start(workspace: RunService, run_ids: list[str], gpus: str | None, max_parallel: int | None, detach: bool,
            on_ray: RayExecutor | None = None) -> None:
     """Run the queued `run_ids` in the foreground (live progress) or hand them to a detached scheduler;
     on Ray (`on_ray`, see `_connect`) when given, all at once unless `max_parallel` says otherwise."""
@@ -104,7 +103,7 @@ def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_paral
         return
     from ssnas.progress_view import LaunchView
 
-    registry = workspace.registry()
+    registry = workspace.writer()
     cpu_threads = None
     if slots[0] is None and parallel > 1:
         import os
@@ -121,7 +120,7 @@ def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_paral
     view.close()
     rows = [registry.get_run(r) for r in run_ids]
     summary = {r["id"]: r for r in registry.runs(group=rows[0]["group_id"], limit=None)} if rows else {}
-    emit([{**row, **summary.get(row["id"], {})} for row in rows],
+    emit([summary.get(row.id, row) for row in rows],
          ["id", "name", "stage", "status", "test_f1", "error"],
          formats={"id": lambda v: v[:8], "test_f1": lambda v: "-" if v is None else f"{v:.4f}",
                   "error": lambda v: v or ""})
@@ -140,9 +139,9 @@ def _start(workspace: Workspace, run_ids: list[str], gpus: str | None, max_paral
 @click.option("--executor", type=click.Choice(["local", "ray"]),
               help="Where the workers run (run.executor): this machine, or a Ray cluster (default: the recipe's).")
 @ray_options
-@pass_workspace
+@pass_service
 @reports_errors
-def run(workspace: Workspace, recipe: str, overrides: tuple[str, ...], detach: bool, gpus: str | None,
+def run(workspace: RunService, recipe: str, overrides: tuple[str, ...], detach: bool, gpus: str | None,
         max_parallel: int | None, eager: bool, executor: str | None, ray: RayOptions) -> None:
     """Validate a recipe, record its runs, and run their workers."""
     from ssnas.recipe import load_recipe
@@ -154,7 +153,7 @@ def run(workspace: Workspace, recipe: str, overrides: tuple[str, ...], detach: b
         overrides = (*overrides, f"run.executor={executor}")
     loaded = load_recipe(recipe, overrides)  # every error before the registry is touched
     on_ray = _connect(workspace, [loaded.run.executor], gpus, ray)
-    registry = workspace.registry(create=True)
+    registry = workspace.writer(create=True)
     group_id, run_ids = submit_recipe(registry, workspace.runs_dir, recipe, overrides)
     click.echo(f"group {group_id}: {len(run_ids)} run(s) queued")
     _start(workspace, run_ids, gpus, max_parallel, detach, on_ray)
@@ -181,45 +180,15 @@ def recipe_show(path: str, overrides: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True)
-@click.option("--address", help="Ray runs: the cluster's HOST:PORT (default: the one they were started on).")
-@pass_workspace
-@reports_errors
-def kill(workspace: Workspace, runs: tuple[str, ...], address: str | None) -> None:
-    """Stop runs: a running worker checkpoints and ends killed; a queued run never starts."""
-    from ssnas.launcher import LocalExecutor
-
-    registry = workspace.registry()
-    targets = [registry.get_run(prefix) for prefix in runs]
-    stopping = [t for t in targets if t["status"] in ("queued", "running")]
-    for run_ in stopping:
-        if run_["status"] == "queued":
-            registry.finish_run(run_["id"], "killed", error="cancelled before it started")
-    on_ray = [t["id"] for t in stopping if t["executor"] == "ray"]
-    if on_ray:  # a Ray run's task may be starting its worker: it sees the stop after the status
-        from ssnas.cluster.executor import request_stops
-
-        request_stops(workspace.runs_dir, address, on_ray)
-    executor = LocalExecutor(registry, workspace.runs_dir)
-    for run_ in targets:
-        if run_ not in stopping:
-            click.echo(f"{run_['id'][:8]} is already {run_['status']}")
-            continue
-        if run_["status"] == "running" and run_["executor"] != "ray":
-            executor.cancel(run_["id"])
-        click.echo(f"{run_['id'][:8]} asked to stop")
-
-
-@click.command()
 @click.argument("run_id", metavar="RUN")
 @click.option("--detach", is_flag=True, help="Return at once.")
 @click.option("--gpus", help="GPU indices (default: all found; CPU when none).")
 @ray_options
-@pass_workspace
+@pass_service
 @reports_errors
-def resume(workspace: Workspace, run_id: str, detach: bool, gpus: str | None, ray: RayOptions) -> None:
+def resume(workspace: RunService, run_id: str, detach: bool, gpus: str | None, ray: RayOptions) -> None:
     """Continue a killed, failed or lost run from its last checkpoint, under the same id (and its queued children)."""
-    registry = workspace.registry()
+    registry = workspace.writer()
     run_ = registry.get_run(run_id)
     if run_["status"] not in RESUMABLE:
         raise click.ClickException(f"{run_['id'][:8]} is {run_['status']}; only {', '.join(RESUMABLE)} runs resume")
@@ -242,12 +211,12 @@ def resume(workspace: Workspace, run_id: str, detach: bool, gpus: str | None, ra
 @click.option("--gpus", help="GPU indices (default: all found; CPU when none).")
 @click.option("--max-parallel", type=int)
 @ray_options
-@pass_workspace
+@pass_service
 @reports_errors
-def rerun(workspace: Workspace, runs: tuple[str, ...], failed: bool, detach: bool, gpus: str | None,
+def rerun(workspace: RunService, runs: tuple[str, ...], failed: bool, detach: bool, gpus: str | None,
           max_parallel: int | None, ray: RayOptions) -> None:
     """Run runs again from the start as new runs with the same recipe (and the same parent)."""
-    registry = workspace.registry()
+    registry = workspace.writer()
     if failed == bool(runs):
         raise click.UsageError("give RUN ids or --failed, not both")
     originals = registry.runs(status=list(RESUMABLE), limit=None) if failed else [registry.get_run(r) for r in runs]
@@ -269,39 +238,3 @@ def rerun(workspace: Workspace, runs: tuple[str, ...], failed: bool, detach: boo
         return
     click.echo(f"{len(new_ids)} run(s) queued again")
     _start(workspace, new_ids, gpus, max_parallel, detach, on_ray)
-
-
-@click.command()
-@click.argument("run_id", metavar="RUN")
-@click.argument("tags", nargs=-1, required=True)
-@click.option("--remove", is_flag=True, help="Remove the tags instead.")
-@pass_workspace
-@reports_errors
-def tag(workspace: Workspace, run_id: str, tags: tuple[str, ...], remove: bool) -> None:
-    """Add (or remove) tags on a run."""
-    registry = workspace.registry()
-    full_id = registry.resolve(run_id)
-    (registry.remove_tags if remove else registry.add_tags)(full_id, tags)
-    click.echo(f"{full_id[:8]}: {', '.join(registry.get_run(full_id)['tags']) or 'no tags'}")
-
-
-@click.command()
-@click.argument("runs", nargs=-1, required=True)
-@click.option("--yes", is_flag=True, help="Do not ask.")
-@pass_workspace
-@reports_errors
-def rm(workspace: Workspace, runs: tuple[str, ...], yes: bool) -> None:
-    """Delete runs: their registry rows and their folders (asks first)."""
-    registry = workspace.registry()
-    targets = [registry.get_run(r) for r in runs]
-    active = [t["id"][:8] for t in targets if t["status"] == "running"]
-    if active:
-        raise click.ClickException(f"still running: {', '.join(active)} (ssnas kill first)")
-    names = ", ".join(f"{t['id'][:8]} ({t['name']})" for t in targets)
-    if not yes and not click.confirm(f"delete {names} and their folders?", default=False):
-        raise click.ClickException("nothing deleted")
-    for target in targets:
-        registry.delete_run(target["id"])
-        if target.get("run_dir") and Path(target["run_dir"]).is_dir():
-            shutil.rmtree(target["run_dir"])
-        click.echo(f"deleted {target['id'][:8]}")

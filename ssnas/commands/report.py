@@ -10,7 +10,8 @@ from importlib.util import find_spec
 
 import click
 
-from ssnas.commands.common import UserError, Workspace, pass_workspace, reports_errors
+from ssnas.commands.common import UserError, pass_service, reports_errors
+from ssnas.runs.service import RunService
 
 
 def _installed(module: str) -> bool:
@@ -30,9 +31,9 @@ def _installed(module: str) -> bool:
 @click.option("--plot", is_flag=True, help="Also draw the plot of F1 against r in the terminal (plotext).")
 @click.option("--baseline", default="bmnas-mmimdb", show_default=True,
               help="The bundled genotype whose similarity is reported (ssnas baselines).")
-@pass_workspace
+@pass_service
 @reports_errors
-def report(workspace: Workspace, group: str, as_markdown: bool, as_json: bool, png: str | None, plot: bool,
+def report(service: RunService, group: str, as_markdown: bool, as_json: bool, png: str | None, plot: bool,
            baseline: str) -> None:
     """Per arm and label ratio: test F1 over seeds, gap to no-search baselines, architectures, search; ssl - random.
 
@@ -48,7 +49,7 @@ def report(workspace: Workspace, group: str, as_markdown: bool, as_json: bool, p
         raise click.UsageError("--plot draws for people; leave out --json")
     if png is not None and not _installed("matplotlib"):
         raise UserError("--png needs matplotlib (pip install matplotlib)")
-    registry = workspace.registry()
+    registry = service.reader()
     click.get_current_context().call_on_close(registry.close)
     result = build_report(registry, group, baseline=baseline)
     if as_json:
@@ -59,7 +60,7 @@ def report(workspace: Workspace, group: str, as_markdown: bool, as_json: bool, p
         _plot_terminal(result)
     if png is not None:
         name = result.groups[0] if result.kind == "group" else group
-        path = png or workspace.runs_dir / f"report-{re.sub(r'[^A-Za-z0-9_.+-]', '_', name)}.png"
+        path = png or service.runs_dir / f"report-{re.sub(r'[^A-Za-z0-9_.+-]', '_', name)}.png"
         try:
             written = result.plot_png(path)
         except OSError as error:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from ssnas.commands.common import Workspace, pass_workspace
+from ssnas.commands.common import pass_service
+from ssnas.runs.service import RunService
 
 
 @click.command("tui")
@@ -14,9 +15,9 @@ from ssnas.commands.common import Workspace, pass_workspace
               help="How often to read the registry for changes.")
 @click.option("--recipes", "recipes_dir", type=click.Path(file_okay=False, exists=True),
               help="Folder of recipes the launch dialog (n) offers. Default: ./recipes.")
-@pass_workspace
-def tui(workspace: Workspace, poll: float, recipes_dir: str | None) -> None:
+@pass_service
+def tui(service: RunService, poll: float, recipes_dir: str | None) -> None:
     """Live dashboard: runs as they train, their curves, weights, genotypes and logs; launch, kill, tag, compare."""
     from tui.app import SsnasApp
 
-    SsnasApp(workspace.runs_dir, Path(recipes_dir) if recipes_dir else None, poll_interval=poll).run()
+    SsnasApp(service.runs_dir, Path(recipes_dir) if recipes_dir else None, poll_interval=poll).run()

@@ -1,0 +1,128 @@
+"""How runs read as text: durations, times, numbers, statuses, config lines. One place for both front ends.
+
+The CLI prints these and the dashboard draws them; neither formats a run field its own way.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ssnas.run_record import Run
+
+SHORT_ID = 8
+
+
+def duration(seconds: float | None) -> str:
+    """42s, 1m23s, 2h05m, 3d04h; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def elapsed_seconds(run: Run, now: float | None = None) -> float | None:
+    """From started_at to ended_at, or to now while the run has not ended."""
+    if run.started_at is None:
+        return None
+    end = run.ended_at or (time.time() if now is None else now)
+    return end - run.started_at
+
+
+def local_time(timestamp: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    return "-" if timestamp is None else time.strftime(fmt, time.localtime(timestamp))
+
+
+def status_text(status: str, gone: bool = False) -> str:
+    """A lost run stands out in listings; so does a `running` run whose worker is gone (`lost?`), which
+    stays `running` in the registry until the runs folder's scheduler marks it (readers never write)."""
+    if gone:
+        return "lost?"
+    return "lost!" if status == "lost" else status
+
+
+def number(value: Any, fmt: str = ".4g") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"
+
+
+def plain(value: Any) -> str:
+    """A config value as one short token: strings bare, lists as JSON."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return format(value, "g")
+    return json.dumps(value)
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested recipe sections as dotted keys: {"search": {"epochs": 5}} -> {"search.epochs": 5}."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def size_text(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size} B"  # unreachable
+
+
+def short_ids(ids: Sequence[str]) -> list[str]:
+    """The shortest prefixes (at least 8 characters) that still tell the runs apart."""
+    for length in range(SHORT_ID, max(map(len, ids), default=SHORT_ID) + 1):
+        cut = [i[:length] for i in ids]
+        if len(set(cut)) == len(set(ids)):
+            return cut
+    return list(ids)
+
+
+
+def field_lines(fields: Sequence[tuple[str, str]]) -> list[str]:
+    width = max(len(name) for name, _ in fields)
+    return [f"{name:<{width}}  {value}".rstrip() for name, value in fields]
+
+
+def config_lines(config: dict, width: int = 100) -> list[str]:
+    """The resolved recipe compactly: one wrapped line of key=value per section, unset keys left out."""
+    lines = []
+    for section, values in config.items():
+        if not isinstance(values, dict):
+            lines.append(f"  {section} = {plain(values)}")
+            continue
+        pairs = [f"{key}={plain(value)}" for key, value in flatten(values).items() if value is not None]
+        if pairs:
+            lines += textwrap.wrap(" ".join(pairs), width, initial_indent=f"  {section:<9} ",
+                                   subsequent_indent=" " * 12, break_long_words=False, break_on_hyphens=False)
+    return lines
+
+
+def last_values(rows: Iterable[dict]) -> dict[str, float]:
+    """The last value logged per key, in key order of first appearance."""
+    values: dict[str, float] = {}
+    for row in rows:
+        values[row["key"]] = row["value"]
+    return values
