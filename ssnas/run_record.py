@@ -52,6 +52,7 @@ class Run:
     run_dir: str | None = None
     tags: list[str] = field(default_factory=list)
     revision: int = 0
+    ray_options: str | None = None  # a Ray run's options as JSON (ssnas.cluster.RayOptions.from_json)
     latest_loss: float | None = None
     best_f1: float | None = None
     test_f1: float | None = None

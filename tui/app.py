@@ -20,8 +20,20 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 
-from tui.data import RESUMABLE, ActionResult, RegistryReader, RunsPoll, delete_run, error_text, find_recipes, \
-    kill_run, launch_recipe, rerun_run, resume_run, tag_run
+from ssnas.run_record import Run
+from tui.data import (
+    ActionResult,
+    RegistryReader,
+    RunsPoll,
+    delete_run,
+    error_text,
+    find_recipes,
+    kill_run,
+    launch_recipe,
+    rerun_run,
+    resume_run,
+    tag_run,
+)
 from tui.screens.dialogs import ConfirmScreen, HelpScreen, TagScreen
 from tui.screens.runs import RunsScreen
 
@@ -65,9 +77,9 @@ class SsnasCommands(Provider):
 
     def _runs(self) -> list[tuple[str, str, Callable[[], object]]]:
         app: SsnasApp = self.app  # type: ignore[assignment]
-        runs = sorted(app.runs.values(), key=lambda r: -(r.get("created_at") or 0))
-        return [(f"open run {r['id'][:8]} {r.get('name') or ''}", f"{r.get('stage')} · {r.get('status')}",
-                 partial(app.open_run, r["id"])) for r in runs]
+        runs = sorted(app.runs.values(), key=lambda r: -(r.created_at or 0))
+        return [(f"open run {r.short_id} {r.name or ''}", f"{r.stage} · {r.status}",
+                 partial(app.open_run, r.id)) for r in runs]
 
     async def discover(self) -> Hits:
         for title, help_text, callback in self._actions():
@@ -110,7 +122,7 @@ class SsnasApp(App):
         self.poll_interval = poll_interval
         self.clock = clock
         self.reader = RegistryReader(self.runs_dir)
-        self.runs: dict[str, dict] = {}  # run id -> its latest row (no config), in first-seen order
+        self.runs: dict[str, Run] = {}  # run id -> its latest row (no config), in first-seen order
         self.marked: list[str] = []
         self.revision = 0
         self.poll_error: str | None = None
@@ -169,13 +181,13 @@ class SsnasApp(App):
             return  # a stale answer
         changes = poll.changes
         for run in changes.runs:
-            self.runs[run["id"]] = run
+            self.runs[run.id] = run
         for run_id in changes.deleted:
             self.runs.pop(run_id, None)
             if run_id in self.marked:
                 self.marked.remove(run_id)
         self.revision = changes.revision
-        changed = [run["id"] for run in changes.runs]
+        changed = [run.id for run in changes.runs]
         self.runs_screen.sync(changed, changes.deleted)
         for screen in self.screen_stack:
             runs_changed = getattr(screen, "runs_changed", None)
@@ -224,7 +236,7 @@ class SsnasApp(App):
 
     # -- actions
 
-    def _target(self) -> dict | None:
+    def _target(self) -> Run | None:
         """The run an action applies to: the open run, or the runs table's cursor row."""
         target = getattr(self.screen, "target_run_id", None)
         run_id = target() if target is not None else None
@@ -256,52 +268,57 @@ class SsnasApp(App):
                     timeout=4 if result.ok else 8)
         self.poll_now()
 
+    def _refused(self, action: str, run: Run) -> bool:
+        """Say why the service would refuse `action` on `run` (before a dialog asks for nothing)."""
+        from ssnas.runs.actions import refusal
+
+        reason = refusal(action, run)
+        if reason:
+            self.notify(reason, severity="warning")
+        return reason is not None
+
     def action_kill(self) -> None:
         run = self._target()
         if run is None:
             return
-        if run["status"] not in ("running", "queued"):
-            self.notify(f"{run['id'][:8]} is {run['status']}: nothing to kill", severity="warning")
+        if self._refused("kill", run):
             return
-        question = f"Kill run {run['id'][:8]} ({run['name']}, {run['status']})?\nA running worker checkpoints first."
+        question = f"Kill run {run.short_id} ({run.name}, {run.status})?\nA running worker checkpoints first."
         self.push_screen(ConfirmScreen(question, "Kill"),
-                         lambda yes: self._act(kill_run, self.reader, run["id"]) if yes else None)
+                         lambda yes: self._act(kill_run, self.runs_dir, run.id) if yes else None)
 
     def action_resume(self) -> None:
         run = self._target()
         if run is None:
             return
-        if run["status"] not in RESUMABLE:
-            self.notify(f"{run['id'][:8]} is {run['status']}; only {', '.join(RESUMABLE)} runs resume",
-                        severity="warning")
+        if self._refused("resume", run):
             return
-        self.notify(f"resuming {run['id'][:8]} ...")
-        self._act(resume_run, self.runs_dir, run["id"])
+        self.notify(f"resuming {run.short_id} ...")
+        self._act(resume_run, self.runs_dir, run.id)
 
     def action_rerun(self) -> None:
         run = self._target()
         if run is None:
             return
-        self.notify(f"rerunning {run['id'][:8]} as a new run ...")
-        self._act(rerun_run, self.runs_dir, run["id"])
+        self.notify(f"rerunning {run.short_id} as a new run ...")
+        self._act(rerun_run, self.runs_dir, run.id)
 
     def action_tag(self) -> None:
         run = self._target()
         if run is None:
             return
-        self.push_screen(TagScreen(run["id"], run.get("tags") or []),
-                         lambda text: self._act(tag_run, self.reader, run["id"], text) if text else None)
+        self.push_screen(TagScreen(run.id, run.tags or []),
+                         lambda text: self._act(tag_run, self.runs_dir, run.id, text) if text else None)
 
     def action_delete(self) -> None:
         run = self._target()
         if run is None:
             return
-        if run["status"] == "running":
-            self.notify(f"{run['id'][:8]} is running: kill it first", severity="warning")
+        if self._refused("delete", run):
             return
-        question = f"Delete run {run['id'][:8]} ({run['name']})?\nIts registry rows and its folder are removed."
+        question = f"Delete run {run.short_id} ({run.name})?\nIts registry rows and its folder are removed."
         self.push_screen(ConfirmScreen(question, "Delete"),
-                         lambda yes: self._act(delete_run, self.reader, run["id"]) if yes else None)
+                         lambda yes: self._act(delete_run, self.runs_dir, run.id) if yes else None)
 
     def action_launch(self) -> None:
         from tui.screens.launch import LaunchScreen
@@ -332,10 +349,10 @@ class SsnasApp(App):
         run = self._target()
         if run is None:
             return
-        if not run.get("group_id"):
-            self.notify(f"{run['id'][:8]} belongs to no group", severity="warning")
+        if not run.group_id:
+            self.notify(f"{run.short_id} belongs to no group", severity="warning")
             return
-        self.push_screen(ReportScreen(self.reader, run["group_id"]))
+        self.push_screen(ReportScreen(self.reader, run.group_id))
 
     def action_help(self) -> None:
         from tui.screens.compare import CompareScreen

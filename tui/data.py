@@ -5,31 +5,33 @@ from thread workers and post the results back as messages. Reads are incremental
 polls `Registry.runs_changed_since(revision)`, a run's view keeps cursors (metric and event row ids,
 a byte offset into log.txt) so each poll reads only what is new.
 
-Actions reuse the CLI's library calls (kill, tag, rm) or run the CLI itself for those that start
-workers (run, resume, rerun with --detach), so the dashboard and `ssnas` never disagree.
+Actions are calls of the run service (ssnas.runs), the same calls the CLI makes, so the dashboard
+and `ssnas` never disagree; nothing here imports click or shells out to the CLI.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ssnas.errors import SsnasError
+from ssnas.runs.lookup import GenotypeFound, run_folder, run_genotype
 
 if TYPE_CHECKING:
-    from ssnas.nas.genotype import Genotype
     from ssnas.registry import Registry, RunChanges
+    from ssnas.run_record import Run
+    from ssnas.runs.actions import Outcome
+    from ssnas.runs.compare import Comparison
+    from ssnas.runs.service import RunService
 
 BASELINE = "bmnas-mmimdb"
-RESUMABLE = ("killed", "failed", "lost")
 LOG_TAIL_BYTES = 64 * 1024  # a run view opens a long log.txt at its last 64 KB
 LOG_READ_BYTES = 256 * 1024  # at most this much new log per poll
 CLI_TIMEOUT_S = 120.0
@@ -90,7 +92,7 @@ class RegistryReader:
                 return None
             from ssnas.registry import Registry
 
-            self._registry = Registry(self.path, create=False)
+            self._registry = Registry(self.path, create=False, readonly=True)
             self._inode = inode
             return self._registry
 
@@ -123,23 +125,7 @@ class RegistryReader:
                 self._registry = None
 
 
-def run_folder(runs_dir: Path, run: dict) -> Path:
-    """Where the registry says, else runs/RUN_ID (the first that exists), as `ssnas show` finds it."""
-    candidates = [Path(run["run_dir"])] if run.get("run_dir") else []
-    candidates.append(Path(runs_dir) / run["id"])
-    return next((path for path in candidates if path.is_dir()), candidates[0])
-
-
 # -- genotypes -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GenotypeFound:
-    """A genotype with where it came from, or why there is none (`error` for a broken one)."""
-
-    genotype: Genotype | None
-    where: str
-    error: str | None = None
 
 
 def baseline_genotype(name: str = BASELINE) -> GenotypeFound:
@@ -149,24 +135,6 @@ def baseline_genotype(name: str = BASELINE) -> GenotypeFound:
         return GenotypeFound(load_baseline(name), f"baseline {name}")
     except Exception as error:  # noqa: BLE001
         return GenotypeFound(None, f"baseline {name}", error_text(error))
-
-
-def run_genotype(registry: Registry, runs_dir: Path, run: dict) -> GenotypeFound:
-    """A run's last logged genotype, else its folder's genotype.json; a broken one says why."""
-    from ssnas.nas.genotype import Genotype
-
-    short = run["id"][:8]
-    try:
-        row = registry.latest_genotype(run["id"])
-        if row is not None:
-            where = f"run {short}, epoch {row['epoch']}"
-            return GenotypeFound(Genotype.from_json(row["genotype"], where=f"run {short} epoch {row['epoch']}"), where)
-        path = run_folder(runs_dir, run) / "genotype.json"
-        if path.is_file():
-            return GenotypeFound(Genotype.load(path), f"run {short}, genotype.json")
-        return GenotypeFound(None, f"run {short}")
-    except Exception as error:  # noqa: BLE001 - an invalid genotype is a message, not a crash
-        return GenotypeFound(None, f"run {short}", error_text(error))
 
 
 # -- one run, incrementally -----------------------------------------------------------------------
@@ -199,9 +167,9 @@ class RunFeed:
     `poll()` is called from one worker thread at a time and returns only what is new.
     """
 
-    def __init__(self, reader: RegistryReader, run: dict) -> None:
+    def __init__(self, reader: RegistryReader, run: Run) -> None:
         self.reader = reader
-        self.run = dict(run)
+        self.run = run
         self.metrics_after = 0
         self.events_after = 0
         self.log_offset: int | None = None
@@ -210,9 +178,9 @@ class RunFeed:
         self.genotype_key: object = None
         self.first = True
 
-    def poll(self, run: dict | None = None) -> RunUpdate:
+    def poll(self, run: Run | None = None) -> RunUpdate:
         if run is not None:
-            self.run = dict(run)
+            self.run = run
         update = RunUpdate()
         try:
             registry = self.reader.require()
@@ -221,7 +189,7 @@ class RunFeed:
                 if update.gone:
                     return update
                 self.first = False
-            run_id = self.run["id"]
+            run_id = self.run.id
             update.metrics = registry.metrics(run_id, after=self.metrics_after)
             if update.metrics:
                 self.metrics_after = update.metrics[-1]["rowid"]
@@ -240,28 +208,28 @@ class RunFeed:
         from ssnas.errors import RegistryError
 
         try:
-            full = registry.get_run(self.run["id"])
+            full = registry.get_run(self.run.id)
         except RegistryError as error:
             if "no run" in str(error):
                 update.gone = True
                 return
             raise
-        if full.get("corrupt"):  # the registry decodes what it can and names what it cannot
-            update.config_error = f"run {self.run['id'][:8]}: stored {full['corrupt']}"
-        self.run.update({k: v for k, v in full.items() if k != "config"})
-        update.config = full["config"] if isinstance(full.get("config"), dict) else {}
+        if full.corrupt:  # the registry decodes what it can and names what it cannot
+            update.config_error = f"run {full.short_id}: stored {full.corrupt}"
+        self.run = full
+        update.config = full.config if isinstance(full.config, dict) else {}
 
     def _read_arch(self, registry: Registry) -> dict[int, list[dict]]:
         """New epochs, and the last epoch seen again while the run goes on (it may log it twice)."""
-        epochs = registry.arch_epochs(self.run["id"])
+        epochs = registry.arch_epochs(self.run.id)
         if not epochs:
             return {}
         wanted = [e for e in epochs if e not in self.arch_epochs]
-        if self.arch_epochs and self.run.get("status") in ("running", "queued"):
+        if self.arch_epochs and self.run.status in ("running", "queued"):
             wanted.append(max(self.arch_epochs))
         out: dict[int, list[dict]] = {}
         for epoch in sorted(set(wanted)):
-            rows = registry.arch_weights(self.run["id"], epoch)
+            rows = registry.arch_weights(self.run.id, epoch)
             if rows:
                 last_step = rows[-1]["step"]
                 out[epoch] = [r for r in rows if r["step"] == last_step]
@@ -269,7 +237,7 @@ class RunFeed:
         return out
 
     def _read_genotype(self, registry: Registry) -> GenotypeFound | None:
-        row = registry.latest_genotype(self.run["id"])
+        row = registry.latest_genotype(self.run.id)
         if row is not None:
             key: object = ("row", row["rowid"])
         else:
@@ -309,7 +277,7 @@ class RunFeed:
         return [line.decode(errors="replace").rstrip("\r") for line in lines]
 
 
-# -- actions --------------------------------------------------------------------------------------
+# -- actions: calls of the run service --------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -318,51 +286,47 @@ class ActionResult:
     message: str
 
 
-def kill_run(reader: RegistryReader, run_id: str) -> ActionResult:
-    """As `ssnas kill`: a running worker is asked to stop (it checkpoints, ends killed); a queued run never starts."""
-    from ssnas.launcher import LocalExecutor
+def act(runs_dir: Path, action: Callable[[RunService], str]) -> ActionResult:
+    """Run one action on a fresh service (the registry file may have been replaced meanwhile); its
+    one-line outcome, or the error as one line."""
+    from ssnas.runs.service import RunService
 
-    registry = reader.require()
-    run = registry.get_run(run_id)
-    short = run["id"][:8]
-    if run["status"] in ("queued", "running") and run.get("executor") == "ray":
-        return run_cli(reader.runs_dir, "kill", run["id"])  # through its cluster, as `ssnas kill` (no Ray in here)
-    if run["status"] == "queued":
-        registry.finish_run(run["id"], "killed", error="cancelled before it started")
-    elif run["status"] == "running":
-        LocalExecutor(registry, reader.runs_dir).cancel(run["id"])
-    else:
-        return ActionResult(False, f"{short} is already {run['status']}")
-    return ActionResult(True, f"{short} asked to stop")
+    service = RunService(runs_dir)
+    try:
+        return ActionResult(True, action(service))
+    except Exception as error:  # noqa: BLE001 - shown in the status line
+        return ActionResult(False, error_text(error))
+    finally:
+        service.close()
 
 
-def tag_run(reader: RegistryReader, run_id: str, text: str) -> ActionResult:
+def _outcomes(outcomes: Sequence[Outcome]) -> str:
+    failed = [o.message for o in outcomes if not o.ok]
+    if failed:
+        raise SsnasError("; ".join(failed))
+    return "; ".join(o.message for o in outcomes)
+
+
+def kill_run(runs_dir: Path, run_id: str) -> ActionResult:
+    return act(runs_dir, lambda service: _outcomes(service.kill([run_id])))
+
+
+def tag_run(runs_dir: Path, run_id: str, text: str) -> ActionResult:
     """Words add tags; words starting with '-' remove them (as `ssnas tag` and `ssnas tag --remove`)."""
-    registry = reader.require()
     words = text.replace(",", " ").split()
     add = [w for w in words if not w.startswith("-")]
     remove = [w[1:] for w in words if w.startswith("-") and len(w) > 1]
-    if not add and not remove:
-        return ActionResult(False, "no tags given")
-    if add:
-        registry.add_tags(run_id, add)
-    if remove:
-        registry.remove_tags(run_id, remove)
-    tags = registry.get_run(run_id)["tags"]
-    return ActionResult(True, f"{run_id[:8]}: {', '.join(tags) or 'no tags'}")
+
+    def tag(service: RunService) -> str:
+        run = service.tag(run_id, add, remove)
+        return f"{run.short_id}: {', '.join(run.tags) or 'no tags'}"
+
+    return act(runs_dir, tag)
 
 
-def delete_run(reader: RegistryReader, run_id: str) -> ActionResult:
-    """As `ssnas rm --yes`: the registry rows and the run folder; a running run must be killed first."""
-    registry = reader.require()
-    run = registry.get_run(run_id)
-    if run["status"] == "running":
-        return ActionResult(False, f"{run_id[:8]} is still running (kill it first)")
-    registry.delete_run(run["id"])
-    folder = run_folder(reader.runs_dir, run)
-    if folder.is_dir():
-        shutil.rmtree(folder, ignore_errors=True)
-    return ActionResult(True, f"deleted {run_id[:8]}")
+def delete_run(runs_dir: Path, run_id: str) -> ActionResult:
+    """As `ssnas rm --yes` (the dashboard asked already)."""
+    return act(runs_dir, lambda service: _outcomes(service.delete([run_id])))
 
 
 def cli_command(runs_dir: Path, *args: str) -> list[str]:
@@ -452,38 +416,12 @@ def check_recipe(path: Path, override_text: str) -> RecipeCheck:
 # -- compare --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Comparison:
-    labels: list[str]
-    summary: list[dict[str, Any]]
-    config: list[dict[str, Any]]
-    genotypes: list[GenotypeFound]
-
-
-def compare_runs(reader: RegistryReader, run_ids: Sequence[str]) -> Comparison:
+def compare_runs(runs_dir: Path, run_ids: Sequence[str]) -> Comparison:
     """As `ssnas compare`: a row per field, a column per run; the config keys that differ; their genotypes."""
-    from ssnas.commands.common import Workspace
-    from ssnas.commands.inspect import config_difference_rows, short_ids, summary_rows
+    from ssnas.runs.service import RunService
 
-    registry = reader.require()
-    runs = []
-    for run_id in run_ids:
-        run = registry.get_run(run_id)
-        if not isinstance(run.get("config"), dict):
-            run["config"] = {}
-        runs.append(run)
-    labels = short_ids([r["id"] for r in runs])
-    workspace = Workspace(str(reader.runs_dir))
+    service = RunService(runs_dir)
     try:
-        summary = summary_rows(workspace, registry, runs, labels)
-    except SsnasError as error:  # a broken genotype: the table without the similarity row
-        summary = [{"": "error", labels[0]: error_text(error)}]
-    config = config_difference_rows(runs, labels)
-    genotypes = [run_genotype(registry, reader.runs_dir, r) for r in runs]
-    return Comparison(labels, summary, config, genotypes)
-
-
-def config_lines(config: dict) -> list[str]:
-    from ssnas.commands.inspect import config_lines as lines
-
-    return lines(config, width=100)
+        return service.compare(run_ids)
+    finally:
+        service.close()

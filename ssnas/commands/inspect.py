@@ -19,11 +19,11 @@ import click
 from ssnas.commands.common import UserError, emit, output_options, pass_service, reports_errors, table
 from ssnas.run_record import STAGES, STATUSES, Run
 from ssnas.runs.format import (
-    SHORT_ID,
     config_lines,
     duration,
     elapsed_seconds,
     field_lines,
+    run_fields,
     last_values,
     local_time,
     number,
@@ -137,28 +137,6 @@ def _no_runs(message: str, as_json: bool, as_csv: bool) -> None:
 # -- show ------------------------------------------------------------------------------------------
 
 
-def run_fields(service: RunService, registry: Registry, run: Run) -> list[tuple[str, str]]:
-    children = registry.children(run.id)
-    versions = run.versions or {}
-    progress = f" ({percent(run.progress)})" if run.progress is not None else ""
-    return [
-        ("id", run.id), ("name", run.name), ("status", status_text(run.status, registry.worker_gone(run)) + progress),
-        ("error", run.error or "-"), ("stage", run.stage), ("objective", run.objective or "-"),
-        ("dataset", run.dataset or "-"), ("label ratio", number(run.label_ratio, "g")),
-        ("seed", number(run.seed, "d")), ("parent", run.parent_id or "-"), ("group", run.group_id or "-"),
-        ("children", ", ".join(f"{c.id[:SHORT_ID]} ({c.stage}, {status_text(c.status)})"
-                               for c in children) or "-"),
-        ("device", run.device or "-"), ("host", run.host or "-"), ("pid", number(run.pid, "d")),
-        ("executor", run.executor or "local"), ("node", run.node or "-"),
-        ("git commit", run.git_commit or "-"),
-        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "-"),
-        ("created", local_time(run.created_at)), ("started", local_time(run.started_at)),
-        ("ended", local_time(run.ended_at)), ("elapsed", duration(elapsed_seconds(run))),
-        ("heartbeat", local_time(run.heartbeat_at)), ("recipe", run.recipe_path or "-"),
-        ("run dir", str(service.folder(run))), ("tags", ", ".join(run.tags) or "-"),
-    ]
-
-
 def metric_lines(registry: Registry, run: Run) -> list[str]:
     lines = []
     test = last_values(registry.metrics(run.id, split="test"))
@@ -200,7 +178,7 @@ def show_command(service: RunService, run: str) -> None:
     """Everything about one run: fields, recipe, genotype, metrics, files, last events."""
     registry = open_registry(service)
     row = registry.get_run(run)
-    lines = field_lines(run_fields(service, registry, row))
+    lines = field_lines(run_fields(row, service.folder(row), registry.children(row.id), registry.worker_gone(row)))
     lines += ["", "recipe (resolved)"] + config_lines(row.config or {})
     found = service.genotype(row)
     if found.error:

@@ -33,15 +33,6 @@ def feature_error(path: str | Path, key: str, problem: str) -> DatasetError:
     return DatasetError(f"{path}: {key}: {problem}")
 
 
-def open_feature_file(path: Path) -> h5py.File:
-    """Open a features file for reading; a missing file or one that is not HDF5 fails with one line."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
-    if not h5py.is_hdf5(path):
-        raise DatasetError(f"{path}: not an HDF5 file")
-    return h5py.File(path, "r")
-
-
 def is_name_list(value: Any) -> bool:
     """Modality and label names: non-empty strings without `/` (they become HDF5 keys or JSON)."""
     return isinstance(value, list) and all(isinstance(v, str) and v and "/" not in v for v in value)

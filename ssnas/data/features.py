@@ -25,18 +25,17 @@ import h5py
 import numpy as np
 import torch
 
+from ssnas.data.feature_file import open_feature_file
 from ssnas.data.feature_format import (
     FORMAT,
     LEVEL_NAME,
     SPLITS,
     check_splits,
     is_name_list,
-    open_feature_file,
     write_feature_file,
 )
 from ssnas.data.feature_format import feature_error as _error
 from ssnas.data.pyramids import FeatureSet
-from ssnas.errors import DatasetError
 
 
 def write_features(features: FeatureSet, path: str | Path, dtype: Literal["float16", "float32"] = "float16") -> Path:

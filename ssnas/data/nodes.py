@@ -62,7 +62,7 @@ def feature_file_node_names(path: str | Path) -> tuple[str, ...]:
     """
     import h5py
 
-    from ssnas.data.feature_format import open_feature_file  # it names nodes through this module
+    from ssnas.data.feature_file import open_feature_file
 
     with open_feature_file(Path(path)) as f:
         raw = f.attrs.get("modalities")

@@ -15,6 +15,21 @@ from ssnas.run_record import ACTIVE, Run
 from ssnas.runs.lookup import run_folder
 
 CANCELLED = "cancelled before it started"
+RESUMABLE = ("killed", "failed", "lost")  # what `resume` continues from its last checkpoint
+
+
+def refusal(action: str, run: Run) -> str | None:
+    """Why `action` (kill, delete, resume) cannot be done to `run` now, or None.
+
+    The rules of every front end: the actions enforce them, the dashboard asks before it offers one.
+    """
+    if action == "kill" and run.status not in ACTIVE:
+        return f"{run.short_id} is already {run.status}"
+    if action == "delete" and run.status == "running":
+        return f"{run.short_id} is still running (kill it first)"
+    if action == "resume" and run.status not in RESUMABLE:
+        return f"{run.short_id} is {run.status}; only {', '.join(RESUMABLE)} runs resume"
+    return None
 
 
 @dataclass(frozen=True)
@@ -41,8 +56,9 @@ def kill(registry: Registry, runs_dir: Path, runs: Sequence[Run], address: str |
 
         request_stops(runs_dir, address, on_ray)
     for run in runs:
-        if run.status not in ACTIVE:
-            outcomes.append(Outcome(run.id, False, f"{run.short_id} is already {run.status}"))
+        refused = refusal("kill", run)
+        if refused:
+            outcomes.append(Outcome(run.id, False, refused))
         elif run.status == "running" and run.executor != "ray" and not _signal(run):
             outcomes.append(Outcome(run.id, False, f"{run.short_id} runs on {run.host}: kill it from there"))
         else:
@@ -80,9 +96,9 @@ def delete(registry: Registry, runs_dir: Path, runs: Sequence[Run],
 
     A running run is refused (kill it first), and with it the lot, before anyone is asked.
     """
-    running = [run.short_id for run in runs if run.status == "running"]
-    if running:
-        raise SsnasError(f"still running: {', '.join(running)} (kill first)")
+    refused = [reason for reason in (refusal("delete", run) for run in runs) if reason]
+    if refused:
+        raise SsnasError("; ".join(refused))
     if confirm is not None and not confirm(runs):
         raise SsnasError("nothing deleted")
     outcomes = []

@@ -9,6 +9,7 @@ import json
 import textwrap
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from ssnas.run_record import Run
@@ -104,6 +105,27 @@ def short_ids(ids: Sequence[str]) -> list[str]:
 def field_lines(fields: Sequence[tuple[str, str]]) -> list[str]:
     width = max(len(name) for name, _ in fields)
     return [f"{name:<{width}}  {value}".rstrip() for name, value in fields]
+
+
+def run_fields(run: Run, folder: Path, children: Sequence[Run] = (), gone: bool = False) -> list[tuple[str, str]]:
+    """Every field of a run as (name, text), as `ssnas show` prints them and the dashboard's info tab."""
+    versions = run.versions or {}
+    progress = f" ({percent(run.progress)})" if run.progress is not None else ""
+    return [
+        ("id", run.id), ("name", run.name), ("status", status_text(run.status, gone) + progress),
+        ("error", run.error or "-"), ("stage", run.stage), ("objective", run.objective or "-"),
+        ("dataset", run.dataset or "-"), ("label ratio", number(run.label_ratio, "g")),
+        ("seed", number(run.seed, "d")), ("parent", run.parent_id or "-"), ("group", run.group_id or "-"),
+        ("children", ", ".join(f"{c.short_id} ({c.stage}, {status_text(c.status)})" for c in children) or "-"),
+        ("device", run.device or "-"), ("host", run.host or "-"), ("pid", number(run.pid, "d")),
+        ("executor", run.executor or "local"), ("node", run.node or "-"),
+        ("git commit", run.git_commit or "-"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "-"),
+        ("created", local_time(run.created_at)), ("started", local_time(run.started_at)),
+        ("ended", local_time(run.ended_at)), ("elapsed", duration(elapsed_seconds(run))),
+        ("heartbeat", local_time(run.heartbeat_at)), ("recipe", run.recipe_path or "-"),
+        ("run dir", str(folder)), ("tags", ", ".join(run.tags) or "-"),
+    ]
 
 
 def config_lines(config: dict, width: int = 100) -> list[str]:

@@ -15,13 +15,13 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from tui.data import Comparison, compare_runs, error_text
+from ssnas.runs.compare import CONFIG_COLUMN, Comparison
+from tui.data import compare_runs, error_text
 from tui.widgets.genotype_view import GenotypeDiffView
 
 if TYPE_CHECKING:
-    from tui.app import SsnasApp
+    from tui.host import Dashboard
 
-CONFIG_COLUMN = "config that differs"
 
 
 class CompareScreen(Screen):
@@ -43,7 +43,7 @@ class CompareScreen(Screen):
         self.run_ids = list(run_ids)
 
     @property
-    def ssnas(self) -> SsnasApp:
+    def ssnas(self) -> Dashboard:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
@@ -61,7 +61,7 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _load(self, run_ids: list[str]) -> None:
         try:
-            self.post_message(self.Loaded(compare_runs(self.ssnas.reader, run_ids)))
+            self.post_message(self.Loaded(compare_runs(self.ssnas.runs_dir, run_ids)))
         except Exception as error:  # noqa: BLE001 - a deleted or corrupt run is a message
             self.post_message(self.Loaded(None, error_text(error)))
 

@@ -19,8 +19,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs
 
-from ssnas.commands.inspect import duration, elapsed_seconds, field_lines, local_time, number, percent
-from tui.data import BASELINE, GenotypeFound, RunFeed, RunUpdate, baseline_genotype, config_lines, run_genotype
+from ssnas.run_record import Run
+from ssnas.runs.format import config_lines, duration, elapsed_seconds, field_lines, number, percent, run_fields
+from ssnas.runs.lookup import GenotypeFound, run_folder, run_genotype
+from tui.data import BASELINE, RunFeed, RunUpdate, baseline_genotype
 from tui.screens.runs import STATUS_STYLES
 from tui.widgets.curves import MetricCurves
 from tui.widgets.genotype_view import GenotypeDiffView, GenotypeGraph
@@ -28,7 +30,7 @@ from tui.widgets.heatmap import ArchHeatmap
 from tui.widgets.log_view import LogView
 
 if TYPE_CHECKING:
-    from tui.app import SsnasApp
+    from tui.host import Dashboard
 
 TABS = ("curves", "arch", "genotype", "log", "info")
 PREFERRED_KEYS = ("loss", "epoch_loss", "f1_weighted", "lr")
@@ -85,11 +87,12 @@ class RunScreen(Screen):
         self.feed: RunFeed | None = None
 
     @property
-    def ssnas(self) -> SsnasApp:
+    def ssnas(self) -> Dashboard:
         return self.app  # type: ignore[return-value]
 
     @property
-    def run(self) -> dict:
+    def run(self) -> Run | dict:
+        """The run's latest row, or only its id before the first poll found it."""
         return self.ssnas.runs.get(self.run_id) or {"id": self.run_id}
 
     def target_run_id(self) -> str | None:
@@ -253,19 +256,7 @@ class RunScreen(Screen):
         if self.feed is None:  # not started: the panes are not mounted yet
             return
         run = self.run
-        fields = [
-            ("id", run.get("id", self.run_id)), ("name", run.get("name") or "-"),
-            ("status", f"{run.get('status')} ({percent(run.get('progress'))})"), ("error", run.get("error") or "-"),
-            ("stage", run.get("stage") or "-"), ("objective", run.get("objective") or "-"),
-            ("dataset", run.get("dataset") or "-"), ("label ratio", number(run.get("label_ratio"), "g")),
-            ("seed", number(run.get("seed"), "d")), ("parent", run.get("parent_id") or "-"),
-            ("group", run.get("group_id") or "-"), ("device", run.get("device") or "-"),
-            ("executor", run.get("executor") or "local"), ("node", run.get("node") or "-"),
-            ("host", run.get("host") or "-"), ("pid", number(run.get("pid"), "d")),
-            ("created", local_time(run.get("created_at"))), ("started", local_time(run.get("started_at"))),
-            ("ended", local_time(run.get("ended_at"))), ("recipe", run.get("recipe_path") or "-"),
-            ("run dir", run.get("run_dir") or "-"), ("tags", ", ".join(run.get("tags") or []) or "-"),
-        ]
+        fields = run_fields(run, run_folder(self.ssnas.runs_dir, run)) if isinstance(run, Run) else [("id", self.run_id)]
         text = Text("\n".join(field_lines(fields)))
         text.append("\n\nrecipe (resolved)\n", style="bold")
         text.append(self.config_text if isinstance(self.config_text, Text) else Text(self.config_text))

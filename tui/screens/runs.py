@@ -20,10 +20,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets.data_table import ColumnKey
 
-from ssnas.commands.inspect import duration, elapsed_seconds, number, percent
+from ssnas.runs.format import duration, elapsed_seconds, number, percent
 
 if TYPE_CHECKING:
-    from tui.app import SsnasApp
+    from tui.host import Dashboard
 
 EMPTY_MESSAGE = "no runs yet — launch one with `n` or `ssnas run recipes/pipeline.toml`"
 STATUS_STYLES = {
@@ -211,7 +211,7 @@ class RunsScreen(Screen):
         self._ready = False  # the app's first poll may come back before this screen is mounted
 
     @property
-    def ssnas(self) -> SsnasApp:
+    def ssnas(self) -> Dashboard:
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

@@ -1,0 +1,24 @@
+"""What the screens need of the app that hosts them: a Protocol, so screens never import the app module
+(the app imports the screens; the other way round would be an import cycle)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ssnas.run_record import Run
+    from tui.data import RegistryReader
+
+
+class Dashboard(Protocol):
+    runs: dict[str, Run]  # run id -> its latest row (no config)
+    runs_dir: Path
+    reader: RegistryReader
+    marked: list[str]  # runs marked for compare, in marking order
+    poll_interval: float
+
+    def clock(self) -> float: ...
+    def open_run(self, run_id: str) -> None: ...
+    def toggle_mark(self, run_id: str) -> None: ...
+    def clear_marks(self) -> None: ...
