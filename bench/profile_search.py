@@ -35,10 +35,11 @@ def main() -> None:
     import torch
     from torch.profiler import ProfilerActivity, profile, schedule
 
-    from ssnas.data.views import ViewConfig
+    from ssnas.config.runtime import Runtime
+    from ssnas.config.stages import SearchConfig
+    from ssnas.config.views import ViewConfig
     from ssnas.reporting import InMemoryReporter
-    from ssnas.stages.config import SearchConfig
-    from ssnas.stages.runtime import Runtime, configure_threads
+    from ssnas.stages.runtime import configure_threads
     from ssnas.stages.search import search
 
     configure_threads()

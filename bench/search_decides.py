@@ -17,14 +17,16 @@ import itertools
 import time
 from pathlib import Path
 
+from ssnas.config.data import SyntheticConfig
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import SearchConfig
+from ssnas.config.views import ViewConfig
 from ssnas.data.features import read_features
 from ssnas.data.standardize import standardized
-from ssnas.data.synthetic import SyntheticConfig, make_synthetic
-from ssnas.data.views import ViewConfig
+from ssnas.data.synthetic import make_synthetic
 from ssnas.nas.space import SpaceConfig
 from ssnas.reporting import InMemoryReporter
-from ssnas.stages.config import SearchConfig
-from ssnas.stages.runtime import Runtime, configure_threads
+from ssnas.stages.runtime import configure_threads
 from ssnas.stages.search import search
 
 

@@ -54,8 +54,8 @@ STAGES = ("search:supervised", "search:ssl", "pretrain", "finetune")
 def run_stage_once(stage: str, steps: int, runtime, batch: int, reporter) -> None:
     """One epoch of `stage` (`steps` steps) at MM-IMDB shapes."""
     from ssnas.baselines import load_baseline
-    from ssnas.data.views import ViewConfig
-    from ssnas.stages.config import FinetuneConfig, PretrainConfig, SearchConfig
+    from ssnas.config.stages import FinetuneConfig, PretrainConfig, SearchConfig
+    from ssnas.config.views import ViewConfig
     from ssnas.stages.finetune import finetune
     from ssnas.stages.pretrain import pretrain
     from ssnas.stages.search import search
@@ -75,8 +75,9 @@ def run_stage_once(stage: str, steps: int, runtime, batch: int, reporter) -> Non
 def measure(stage: str, steps: int, device: str, batch: int, bf16: bool, eager: bool) -> dict:
     import torch
 
+    from ssnas.config.runtime import Runtime
     from ssnas.reporting import InMemoryReporter
-    from ssnas.stages.runtime import Runtime, configure_threads, cpu_has_bf16
+    from ssnas.stages.runtime import configure_threads, cpu_has_bf16
 
     configure_threads()
     runtime = Runtime(seed=0, device=device, bf16=bf16, eager=eager)

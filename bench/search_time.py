@@ -28,10 +28,11 @@ TRAIN, DEV = 15_552, 2_608
 def measure(epochs: int, device: str, bf16: bool, eager: bool, compile_: bool) -> dict:
     import torch
 
-    from ssnas.data.views import ViewConfig
+    from ssnas.config.runtime import Runtime
+    from ssnas.config.stages import SearchConfig
+    from ssnas.config.views import ViewConfig
     from ssnas.reporting import InMemoryReporter
-    from ssnas.stages.config import SearchConfig
-    from ssnas.stages.runtime import Runtime, configure_threads
+    from ssnas.stages.runtime import configure_threads
     from ssnas.stages.search import search
 
     configure_threads()

@@ -21,8 +21,8 @@ import time
 from dataclasses import replace
 
 from ssnas.baselines import load_baseline
+from ssnas.config.views import ViewConfig
 from ssnas.data.synthetic import make_synthetic, planted_recovery
-from ssnas.data.views import ViewConfig
 from ssnas.demo import demo_config, used_input_nodes
 from ssnas.nas.genotype import CellGene, Genotype, StepGene, diff, random_genotype
 from ssnas.pipeline import run_pipeline, train_genotype

@@ -23,13 +23,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
 
+    from ssnas.config.runtime import Runtime
+    from ssnas.config.stages import SearchConfig
+    from ssnas.config.views import ViewConfig
     from ssnas.data.synthetic import make_synthetic
-    from ssnas.data.views import ViewConfig
     from ssnas.demo import DEMO_SPACE
     from ssnas.registry import Registry
     from ssnas.reporting import InMemoryReporter
-    from ssnas.stages.config import SearchConfig
-    from ssnas.stages.runtime import Runtime, configure_threads
+    from ssnas.stages.runtime import configure_threads
     from ssnas.stages.search import search
     from ssnas.tracking import RunReporter
 

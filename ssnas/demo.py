@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ssnas.baselines import load_baseline
-from ssnas.data.synthetic import SyntheticConfig, planted_recovery
-from ssnas.data.views import ViewConfig
+from ssnas.config.data import SyntheticConfig
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import FinetuneConfig, PretrainConfig, SearchConfig
+from ssnas.config.views import ViewConfig
+from ssnas.data.synthetic import planted_recovery
 from ssnas.nas.genotype import Genotype, diff
 from ssnas.nas.space import SpaceConfig
 from ssnas.pipeline import PipelineConfig, PipelineResult
-from ssnas.stages.config import FinetuneConfig, PretrainConfig, SearchConfig
-from ssnas.stages.runtime import Runtime
 
 # Small enough to finish in about a minute on a 2-core laptop CPU, large enough that the
 # architecture matters: C and the epochs are scaled down from BM-NAS's MM-IMDB settings.

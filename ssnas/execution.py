@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
+from ssnas.config.runtime import Runtime
 from ssnas.data.datasets import load_dataset
 from ssnas.data.pyramids import FeatureSet
 from ssnas.data.standardize import standardized
-from ssnas.data.views import ViewConfig
 from ssnas.errors import ConfigError, GenotypeError
 from ssnas.nas.binding import bind, bind_given, load_given
 from ssnas.nas.genotype import Genotype, random_genotype
@@ -27,7 +27,6 @@ from ssnas.recipe import Recipe
 from ssnas.reporting import Reporter
 from ssnas.stages.finetune import finetune
 from ssnas.stages.pretrain import pretrain
-from ssnas.stages.runtime import Runtime
 from ssnas.stages.search import search
 
 GENOTYPE_FILE = "genotype.json"
@@ -83,7 +82,7 @@ def run_stage(
 ) -> dict[str, Any]:
     """Run one stage of `recipe`; returns a small JSON-able summary of its result."""
     features = features_of(recipe)
-    space, runtime, views = recipe.space_config(), Runtime(**recipe.run.runtime), ViewConfig(**recipe.views)
+    space, runtime, views = recipe.space_config(), recipe.runtime_config(), recipe.views_config()
     if stage == "search":
         result = search(features, space, recipe.search_config(), views, runtime, reporter, resume=resume)
         result.genotype.save(run_dir / GENOTYPE_FILE)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import FinetuneConfig, PretrainConfig, SearchConfig
+from ssnas.config.views import ViewConfig
 from ssnas.data.pyramids import FeatureSet
-from ssnas.data.views import ViewConfig
 from ssnas.nas.binding import bind
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.space import SpaceConfig
 from ssnas.reporting import Reporter
-from ssnas.stages.config import FinetuneConfig, PretrainConfig, SearchConfig
 from ssnas.stages.finetune import FinetuneResult, finetune
 from ssnas.stages.pretrain import PretrainResult, pretrain
-from ssnas.stages.runtime import Runtime
 from ssnas.stages.search import SearchResult, search
 
 

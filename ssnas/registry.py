@@ -90,7 +90,16 @@ def _migration_1(db: sqlite_utils.Database) -> None:
     db["counters"].insert({"name": "revision", "value": 0})
 
 
-MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = ((1, "initial schema", _migration_1),)
+def _migration_2(db: sqlite_utils.Database) -> None:
+    """runs.ray_options: what a Ray run asks of its cluster (JSON of ssnas.cluster.RayOptions), so that the
+    runs folder's scheduler, whichever process it is, starts it as it was submitted."""
+    db["runs"].add_column("ray_options", str)
+
+
+MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
+    (1, "initial schema", _migration_1),
+    (2, "runs.ray_options", _migration_2),
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -48,6 +48,8 @@ SUMMARIES: dict[str, str] = {
         "(SELECT m.value FROM metrics AS m INDEXED BY metrics_run_key"
         " WHERE m.run_id = runs.id AND m.key = 'f1_weighted' AND m.split = 'test' ORDER BY m.id DESC LIMIT 1)"
     ),
+    # runs started from this one: more than one for a stage shared between chains (ssnas.stage_key)
+    "children": "(SELECT count(*) FROM runs AS c INDEXED BY runs_parent_id WHERE c.parent_id = runs.id)",
 }
 
 # Columns that are not fields: JSON documents reached through their own syntax.

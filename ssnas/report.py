@@ -42,6 +42,7 @@ from ssnas.data.nodes import SYNTHETIC_MODALITIES, node_name
 from ssnas.errors import GenotypeError, RegistryError
 from ssnas.nas.certainty import DECIDED_RATIO
 from ssnas.recipe import arm_of
+from ssnas.runs.lookup import run_folder
 
 if TYPE_CHECKING:
     from ssnas.nas.genotype import Genotype
@@ -208,6 +209,7 @@ class Report:
     paired_arms: tuple[str, str]  # (a, b): a - b paired by seed
     paired: tuple[PairedDifference, ...]  # per r; empty when either arm is missing
     chains: tuple[Chain, ...]
+    search_seconds: Stat | None  # every distinct finished search once (n: searches), however many chains share it
 
     @property
     def title(self) -> str:
@@ -406,7 +408,11 @@ class Report:
                       "level)",
                       f"decided: finished searches with every choice's top weight >= {DECIDED_RATIO}x uniform / all "
                       "(mean lowest ratio)"]
-        lines.append("search: wall time of a finished search run, mean")
+        lines.append("search: wall time of a finished search run, mean; a search that several chains share "
+                     "counts once")
+        if self.search_seconds is not None:
+            total = Stat(self.search_seconds.mean * self.search_seconds.n, None, 1)
+            lines.append(f"searches: {self.search_seconds.n} finished, {_seconds(total)} of wall time in all")
         lines += self._paired_notes()
         return lines
 
@@ -477,6 +483,7 @@ def build_report(registry: Registry, group_or_tag: str, baseline: str = BASELINE
         paired_arms=paired,
         paired=_paired(chains, paired),
         chains=tuple(chains),
+        search_seconds=search_cost(chains),
     )
 
 
@@ -568,7 +575,7 @@ def _search_end(registry: Registry, search: dict | None) -> tuple[float | None, 
 def _results(registry: Registry, finetune: dict) -> dict[str, Any]:
     """A finetune run's results.json; {} when absent or unreadable (older runs wrote fewer fields)."""
     try:
-        data = json.loads((_run_dir(registry, finetune) / RESULTS_FILE).read_text())
+        data = json.loads((run_folder(registry.path.parent, finetune) / RESULTS_FILE).read_text())
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -579,7 +586,7 @@ def _genotype(registry: Registry, members: Sequence[dict], search: dict | None) 
     from ssnas.nas.genotype import Genotype
 
     for run in members:
-        path = _run_dir(registry, run) / GENOTYPE_FILE
+        path = run_folder(registry.path.parent, run) / GENOTYPE_FILE
         if path.is_file():
             try:
                 return Genotype.load(path)
@@ -592,12 +599,6 @@ def _genotype(registry: Registry, members: Sequence[dict], search: dict | None) 
         except GenotypeError:
             return None
     return None
-
-
-def _run_dir(registry: Registry, run: dict) -> Path:
-    if run.get("run_dir") and Path(run["run_dir"]).is_dir():
-        return Path(run["run_dir"])
-    return registry.path.parent / run["id"]
 
 
 def _planted_nodes(config: dict) -> tuple[str, str] | None:
@@ -653,7 +654,7 @@ def _rows(chains: Sequence[Chain], arms: Sequence[str], genotypes: Mapping[str, 
             recovery=Stat.of([c.recovery for c in members if c.recovery is not None]),
             agreement=genotype_agreement(_seed_genotypes(members, genotypes)) if kind == "nas" else None,
             decided=Decisiveness.of(members),
-            search_seconds=Stat.of([c.search_seconds for c in members if c.search_seconds is not None]),
+            search_seconds=search_cost(members),
             devices=_devices(members),
         ))
     return rows
@@ -703,15 +704,21 @@ def genotype_agreement(genotypes: Sequence[Genotype]) -> Stat | None:
 
 
 def _arm_summary(arm: str, chains: Sequence[Chain]) -> ArmSummary:
-    searches = {c.search_id: c.search_seconds for c in chains if c.search_seconds is not None}
     return ArmSummary(
         arm=arm, kind=_kind_of(chains), chains=len(chains), statuses=_statuses(chains),
         similarity=Stat.of([c.similarity for c in chains if c.similarity is not None]),
         recovery=Stat.of([c.recovery for c in chains if c.recovery is not None]),
         decided=Decisiveness.of(chains),
-        search_seconds=Stat.of(list(searches.values())),
+        search_seconds=search_cost(chains),
         devices=_devices(chains),
     )
+
+
+def search_cost(chains: Iterable[Chain]) -> Stat | None:
+    """Wall time of the chains' distinct finished searches (n: searches): a search that several chains share
+    (ssnas.stage_key) counts once, not once per chain."""
+    searches = {c.search_id: c.search_seconds for c in chains if c.search_seconds is not None}
+    return Stat.of(list(searches.values()))
 
 
 def _statuses(chains: Sequence[Chain]) -> dict[str, int]:

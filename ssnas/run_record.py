@@ -56,6 +56,7 @@ class Run:
     latest_loss: float | None = None
     best_f1: float | None = None
     test_f1: float | None = None
+    children: int = 0  # runs started from this one: several for a stage shared between chains
     corrupt: str | None = None
 
     @classmethod

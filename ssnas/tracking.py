@@ -6,9 +6,9 @@ writes every `flush_every` seconds in batches, together with the run's heartbeat
 Checkpoints are the exception: they are written synchronously, after a flush, so that every row a
 checkpoint covers is in the registry before the checkpoint counts.
 
-The rows go to a `ReportSink`: the registry file itself on the machine that holds it, or, on a Ray
-node, a link to the registry on the head (ssnas.cluster), which also ships the run's files there
-whenever `on_files` says they changed.
+The rows go to a sink, the worker's `WorkerRecords` (ssnas.records): the registry file itself on the
+machine that holds it, or, on a Ray node, a link to the registry on the head (ssnas.cluster), which
+also ships the run's files there whenever `on_files` says they changed.
 """
 
 from __future__ import annotations
@@ -17,14 +17,15 @@ import functools
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 
 from ssnas.nas.derive import ArchWeights
 from ssnas.nas.genotype import Genotype
+from ssnas.records import WorkerRecords
 from ssnas.registry import Registry
 
 CHECKPOINT = "checkpoint.pt"
@@ -54,17 +55,6 @@ def arch_tag(kind: str, cell: int, step: int | None, slot: int | None, choice: s
     return "/".join([*parts, choice])
 
 
-class ReportSink(Protocol):
-    """Where a reporter's rows go: what it uses of `Registry`."""
-
-    def add_metrics(self, rows: Iterable[tuple]) -> None: ...
-    def add_arch_weights(self, rows: Iterable[tuple]) -> None: ...
-    def add_genotype(self, run_id: str, step: int, epoch: int, genotype_json: str) -> None: ...
-    def add_events(self, rows: Iterable[tuple]) -> None: ...
-    def heartbeat(self, run_id: str, progress: float | None = None) -> None: ...
-    def close(self) -> None: ...
-
-
 class RunReporter:
     """Reporter of one worker's run (see `ssnas.reporting.Reporter`).
 
@@ -73,7 +63,7 @@ class RunReporter:
     files flushed, a checkpoint written), from the thread that changed them.
     """
 
-    def __init__(self, sink: Path | Callable[[], ReportSink], run_id: str, run_dir: Path, hparams: dict[str, Any],
+    def __init__(self, sink: Path | Callable[[], WorkerRecords], run_id: str, run_dir: Path, hparams: dict[str, Any],
                  flush_every: float = 1.0, on_files: Callable[[], None] | None = None) -> None:
         if isinstance(sink, (str, Path)):
             sink = functools.partial(Registry, Path(sink), create=False)
@@ -185,7 +175,7 @@ class RunReporter:
             writer.close()
             sink.close()
 
-    def _write(self, sink: ReportSink, writer: Any) -> None:
+    def _write(self, sink: WorkerRecords, writer: Any) -> None:
         with self._lock:
             metrics, self._metrics = self._metrics, []
             arch, self._arch = self._arch, []

@@ -3,11 +3,13 @@
 The worker reads its run from the registry, marks it running, trains, and ends it `finished`,
 `killed` (SIGTERM: it checkpoints at the next step and stops), or `failed` (an exception or a
 non-finite loss, with the message). A run that already has a checkpoint resumes from it, and rows
-logged after that checkpoint are dropped first, so a resumed run's history reads as one.
+logged after that checkpoint are dropped first, so a resumed run's history reads as one. Its exit
+code says which (`WorkerExit`); a run it may not start (no longer queued, already running, its
+parent did not finish) it leaves as it is and exits `NOT_STARTED`.
 
 Where the run's files live and how the registry is reached is the `Place` of the run: locally, the
 run's folder and the registry file; on a Ray node (`--head-fd`), a scratch folder and a link to the
-registry on the head, through the Ray task that started the worker (ssnas.cluster).
+registry on the head, through the Ray task that started the worker (ssnas.cluster.link).
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from ssnas.errors import RegistryError
+from ssnas.records import WorkerRecords
 from ssnas.registry import Registry
-from ssnas.run_record import TERMINAL
-
-if TYPE_CHECKING:
-    from ssnas.tracking import ReportSink
+from ssnas.run_record import TERMINAL, Run
+from ssnas.scheduling.executor import WorkerExit
+from ssnas.scheduling.local import run_folder
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class Place:
 
     run_dir: Path  # the run's folder: checkpoint, genotype, TensorBoard files
     parent_dir: Path | None  # the parent run's folder (its genotype.json, pretrained.pt)
-    open_sink: Callable[[], ReportSink]  # opened on the reporter's flusher thread
+    open_sink: Callable[[], WorkerRecords]  # opened on the reporter's flusher thread
     on_files: Callable[[], None] | None = None  # told when the run's files changed
     node: str | None = None  # the cluster node to record (default: the host)
 
@@ -52,83 +54,106 @@ def _device_name(requested: str) -> str:
     return "cpu" if requested == "auto" else requested
 
 
-def wait_for_end(registry: Registry, run_id: str, poll: float = 0.05) -> None:
+def wait_for_end(registry: Registry, run_id: str, poll: float = 0.05) -> bool:
     """Get ready while run `run_id` goes on (the one whose device slot this worker takes over), then
-    wait for it to end.
+    wait for it to end; False when the scheduler that started this worker went away meanwhile (the
+    next scheduler adopts the queue and starts this run itself).
 
     What a prestarted worker does: the seconds of importing torch and the training code overlap
     the other run's last steps instead of following them.
     """
+    scheduler = os.getppid()  # a scheduler that dies leaves this worker to init (or a subreaper)
     import torch._dynamo  # noqa: F401 - torch.optim imports it on first use: 1.5 s on a small CPU
 
     import ssnas.execution  # noqa: F401
     import ssnas.tracking  # noqa: F401
 
     print(f"[info] prestarted: ready, waiting for run {run_id}", flush=True)
-    while registry.get_run(run_id)["status"] not in TERMINAL:
+    while registry.get_run(run_id).status not in TERMINAL:
+        if os.getppid() != scheduler:
+            return False
         time.sleep(poll)
+    return os.getppid() == scheduler
 
 
-def why_not_startable(registry: Registry, run: dict) -> str | None:
-    """Why a prestarted run must not start after all (killed while it waited, or its parent failed)."""
-    if run["status"] != "queued":
-        return f"it is {run['status']}"
-    parent = run.get("parent_id")
-    if parent and registry.get_run(parent)["status"] != "finished":
-        return f"parent {parent} did not finish"
+def why_not_startable(registry: WorkerRecords, run: Run) -> str | None:
+    """Why a run must not start (killed or started by another worker meanwhile, or its parent did not finish)."""
+    if run.status != "queued":
+        return f"it is {run.status}"
+    if run.parent_id and registry.get_run(run.parent_id).status != "finished":
+        return f"parent {run.parent_id} did not finish"
     return None
 
 
 def run_worker(run_id: str, runs_dir: Path, after: str | None = None) -> int:
-    """Run the stage against this machine's registry file; returns the exit code (`work`'s, or 4 when
-    a prestarted run must not start after all)."""
+    """Run the stage against this machine's registry file; returns the exit code (`work`'s, or
+    NOT_STARTED when a prestarted run must not start after all)."""
     registry = Registry(runs_dir / "registry.db", create=False)
     try:
-        if after is not None:
-            wait_for_end(registry, after)
-            reason = why_not_startable(registry, registry.get_run(run_id))
-            if reason is not None:
-                print(f"[info] not started: {reason}", flush=True)
-                return 4
+        if after is not None and not wait_for_end(registry, after):
+            print("[info] not started: the scheduler that prestarted this worker is gone; the next one starts it",
+                  flush=True)
+            return WorkerExit.NOT_STARTED
         run = registry.get_run(run_id)
-        parent_dir = Path(registry.get_run(run["parent_id"])["run_dir"]) if run.get("parent_id") else None
-        place = Place(Path(run["run_dir"]), parent_dir, lambda: Registry(registry.path, create=False))
+        parent_dir = run_folder(runs_dir, registry.get_run(run.parent_id)) if run.parent_id else None
+        place = Place(run_folder(runs_dir, run), parent_dir, lambda: Registry(registry.path, create=False))
         return work(registry, run, place)
     finally:
         registry.close()
 
 
-def work(registry: Any, run: dict, place: Place) -> int:
+def run_linked_worker(run_id: str, scratch: Path, fd: int, node: str | None) -> int:
+    """The worker of a Ray run: its files in `scratch/RUN_ID`, its parent's in `scratch/PARENT_ID`, its
+    registry calls through the link to its task (ssnas.cluster.link)."""
+    from ssnas.cluster.link import HeadLink
+
+    link = HeadLink.from_fd(fd)
+    run = link.get_run(run_id)
+    parent = run.parent_id
+    place = Place(scratch / run_id, scratch / parent if parent else None, lambda: link, link.ship_files, node)
+    return work(link, run, place)
+
+
+def work(registry: WorkerRecords, run: Run, place: Place) -> int:
     """Run the stage of `run`, recorded through `registry` (a `Registry`, or what stands for it on a
-    Ray node); returns the process exit code (0 finished, 1 failed, 3 killed)."""
-    run_id, run_dir = run["id"], place.run_dir
+    Ray node); returns the process exit code (a `WorkerExit`)."""
+    run_id, run_dir = run.id, place.run_dir
+    reason = why_not_startable(registry, run)
+    if reason is None:
+        try:  # refused when another worker started it first (one of two schedulers' for the same run)
+            registry.start_run(run_id, pid=os.getpid(), host=socket.gethostname(), device="starting", node=place.node)
+        except RegistryError as error:
+            reason = str(error)
+    if reason is not None:
+        print(f"[info] not started: {reason}", flush=True)
+        return WorkerExit.NOT_STARTED
     run_dir.mkdir(parents=True, exist_ok=True)
-    registry.start_run(run_id, pid=os.getpid(), host=socket.gethostname(), device="starting", node=place.node)
     reporter = None
     try:
         import torch
 
         from ssnas.execution import run_stage
-        from ssnas.recipe import Recipe
+        from ssnas.recipe import recipe_from_dict
         from ssnas.stages.runtime import configure_threads
         from ssnas.tracking import CHECKPOINT, RunReporter
 
         configure_threads()
-        recipe = Recipe.from_dict(run["config"], path=run.get("recipe_path") or "<registry>")
+        recipe = recipe_from_dict(run.config or {}, path=run.recipe_path or "<registry>")
         registry.update_run(run_id, device=_device_name(recipe.run.device))
         resume = None
         if (run_dir / CHECKPOINT).exists():
             resume = torch.load(run_dir / CHECKPOINT, weights_only=True)
             registry.delete_rows_after(run_id, resume["position"]["step"])
             print(f"[info] resuming from step {resume['position']['step']}", flush=True)
-        reporter = RunReporter(place.open_sink, run_id, run_dir, hparams=run["config"], on_files=place.on_files)
-        signal.signal(signal.SIGTERM, lambda signum, frame: reporter.request_stop())
-        summary = run_stage(run["stage"], recipe, run_dir, place.parent_dir, reporter, resume=resume)
+        reporter = RunReporter(place.open_sink, run_id, run_dir, hparams=run.config or {}, on_files=place.on_files)
+        request_stop = reporter.request_stop
+        signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
+        summary = run_stage(run.stage, recipe, run_dir, place.parent_dir, reporter, resume=resume)
         reporter.close()
         reporter = None
         print(json.dumps(summary), flush=True)
         registry.finish_run(run_id, "finished")
-        return 0
+        return WorkerExit.FINISHED
     except BaseException as error:  # noqa: BLE001 - every way out must leave the run in a final state
         from ssnas.stages.training import StageStopped
 
@@ -140,10 +165,10 @@ def work(registry: Any, run: dict, place: Place) -> int:
         if isinstance(error, (StageStopped, KeyboardInterrupt)):
             print(f"[info] {error or 'interrupted'}", flush=True)
             registry.finish_run(run_id, "killed", error=str(error) or "interrupted")
-            return 3
+            return WorkerExit.KILLED
         traceback.print_exc()
         registry.finish_run(run_id, "failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
-        return 1
+        return WorkerExit.FAILED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +183,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node", help="with --head-fd: the Ray node's name, recorded on the run")
     args = parser.parse_args(argv)
     if args.head_fd is not None:
-        from ssnas.cluster.link import run_linked_worker
-
         return run_linked_worker(args.run_id, Path(args.runs), args.head_fd, args.node)
     return run_worker(args.run_id, Path(args.runs), args.after)
 

@@ -1,7 +1,21 @@
 import pytest
 
-from ssnas.data.synthetic import SyntheticConfig, make_synthetic
+from ssnas.config.data import SyntheticConfig
+from ssnas.data.synthetic import make_synthetic
 from ssnas.nas.space import SpaceConfig
+
+
+@pytest.fixture(autouse=True)
+def no_scheduler_left_behind(request):
+    """Kill the runs-folder schedulers (and their workers) a test started under its tmp_path: they would
+    otherwise linger a few seconds after it, or run its workers on."""
+    folder = request.getfixturevalue("tmp_path") if "tmp_path" in request.fixturenames else None
+    yield
+    if folder is not None:
+        from tests.e2e import stop_schedulers
+
+        stop_schedulers(folder)
+
 
 TINY_DATA = SyntheticConfig(train=192, dev=64, test=64, image_channels=8, image_side=2, text_dims=(6, 10), classes=5)
 TINY_SPACE = SpaceConfig(cells=2, steps=1, channels=8, positions=4, cell_multiplier=2, dropout=0.1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -76,3 +77,37 @@ def wait_for(condition, timeout: float = 120, interval: float = 0.2):
             return value
         time.sleep(interval)
     raise AssertionError("timed out waiting")
+
+
+def scheduler_pid(runs: Path) -> int | None:
+    """The pid of the runs folder's live scheduler, or None when none holds its lock."""
+    from ssnas.scheduling.state import read_state
+
+    return read_state(runs).pid
+
+
+def stop_schedulers(folder: Path) -> list[int]:
+    """Kill what tests started under `folder`: every scheduler process of a runs folder there, and every
+    worker of one (found by the `--runs` folder on their command line). Returns the pids killed."""
+    root = str(Path(folder).resolve())
+    found: list[tuple[int, bool]] = []  # (pid, is the scheduler)
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = [a.decode(errors="replace") for a in cmdline.read_bytes().split(b"\0")]
+        except OSError:
+            continue
+        if "--runs" not in argv or argv.index("--runs") + 1 >= len(argv):
+            continue
+        runs = argv[argv.index("--runs") + 1]
+        ours = runs == root or runs.startswith(root + os.sep) or str(Path(runs).resolve()).startswith(root + os.sep)
+        module = next((a for a in argv if a in ("ssnas.scheduling.daemon", "ssnas.worker")), None)
+        if ours and module is not None and int(cmdline.parent.name) != os.getpid():
+            found.append((int(cmdline.parent.name), module == "ssnas.scheduling.daemon"))
+    killed = []
+    for pid, _ in sorted(found, key=lambda item: not item[1]):  # schedulers first: they start no more workers
+        try:
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except ProcessLookupError:
+            pass
+    return killed

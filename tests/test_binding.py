@@ -152,7 +152,7 @@ def test_a_features_file_too_broken_to_name_its_nodes_is_one_line(tmp_path):
 def views_recipe(views_file, tmp_path):
     """A finetune of BM-NAS's genotype on the views file, mapped; `bypassed` drops the mapping the way a
     stored config would carry a recipe checked before the data changed."""
-    from ssnas.recipe import Recipe, load_recipe
+    from ssnas.recipe import load_recipe, recipe_from_dict
 
     path = tmp_path / "r.toml"
     path.write_text(f'[run]\nstage = "finetune"\ngenotype = "baseline:bmnas-mmimdb"\n'
@@ -161,7 +161,7 @@ def views_recipe(views_file, tmp_path):
     mapped = load_recipe(path)
     d = mapped.to_dict()
     d["run"]["genotype_nodes"] = None
-    return mapped, Recipe.from_dict(d, path=str(path))
+    return mapped, recipe_from_dict(d, path=str(path))
 
 
 def test_the_worker_binds_a_given_genotype_through_the_mapping(views_recipe, views_file):

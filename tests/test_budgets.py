@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from ssnas.baselines import load_baseline
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import FinetuneConfig, SearchConfig
 from ssnas.data.standardize import standardized
 from ssnas.errors import ConfigError
 from ssnas.reporting import InMemoryReporter
-from ssnas.stages.config import FinetuneConfig, SearchConfig
 from ssnas.stages.finetune import finetune
-from ssnas.stages.runtime import Runtime
 from ssnas.stages.training import batch_indices, epoch_batches, keeps_remainder, plan_budget, steps_per_epoch
 
 CPU = Runtime(seed=0, device="cpu")

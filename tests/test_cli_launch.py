@@ -115,3 +115,31 @@ def test_run_refuses_a_genotype_the_data_cannot_bind_before_any_run_exists(tmp_p
     mapped = invoke(tmp_path, "recipe", "show", str(recipe), "--set",
                     'run.genotype_nodes={"image[2]" = "pix[0]", "text[0]" = "fou[0]"}')
     assert mapped.exit_code == 0 and 'genotype_nodes = {"image[2]" = "pix[0]", "text[0]" = "fou[0]"}' in mapped.output
+
+
+def test_detach_names_the_runs_folder_only_when_it_is_not_the_default(tmp_path, monkeypatch):
+    from tests.e2e import tiny_recipe
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SSNAS_RUNS", raising=False)
+    recipe = str(tiny_recipe(tmp_path, epochs=1))
+    here = CliRunner().invoke(main, ["run", recipe, "--detach", "--max-parallel", "1"])
+    assert here.exit_code == 0, here.output
+    assert "follow with: ssnas runs   (or ssnas tui" in here.output and "1 run(s) queued" in here.output
+    there = CliRunner().invoke(main, ["--runs", str(tmp_path / "elsewhere"), "run", recipe, "--detach"])
+    assert f"follow with: ssnas --runs {tmp_path / 'elsewhere'} runs" in there.output
+
+
+def test_resume_of_a_queued_run_leaves_it_to_the_folders_scheduler(tmp_path):
+    import os
+
+    from ssnas.registry import this_host
+
+    registry = Registry(tmp_path / "registry.db")
+    parent = registry.create_run(name="p", stage="search", config={})
+    registry.start_run(parent, pid=os.getpid(), host=this_host(), device="cpu")  # alive: the child waits
+    child = registry.create_run(name="c", stage="pretrain", config={}, parent_id=parent)
+    done = invoke(tmp_path, "resume", child[:6], "--detach")
+    assert done.exit_code == 0 and f"{child[:8]} is queued: the folder's scheduler starts it" in done.output
+    assert registry.get_run(child).status == "queued"
+    registry.finish_run(parent, "killed")

@@ -3,11 +3,12 @@ import math
 import pytest
 import torch
 
-from ssnas.data.views import ViewConfig
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import SearchConfig
+from ssnas.config.views import ViewConfig
 from ssnas.errors import ConfigError
 from ssnas.reporting import InMemoryReporter
-from ssnas.stages.config import SearchConfig
-from ssnas.stages.runtime import Runtime, cpu_has_bf16
+from ssnas.stages.runtime import cpu_has_bf16
 from ssnas.stages.search import search
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

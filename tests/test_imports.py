@@ -11,9 +11,12 @@ HEAVY = ("torch", "torchvision", "transformers", "tensorboard", "textual", "ray"
 @pytest.mark.parametrize(
     "module",
     ["ssnas", "ssnas.errors", "ssnas.nas.genotype", "ssnas.nas.derive", "ssnas.nas.vocabulary", "ssnas.nas.space",
-     "ssnas.baselines", "ssnas.stages.config", "ssnas.cli", "ssnas.cluster.executor", "ssnas.cluster.link",
+     "ssnas.baselines", "ssnas.config.stages", "ssnas.config.runtime", "ssnas.config.views", "ssnas.config.data",
+     "ssnas.recipe", "ssnas.cli", "ssnas.cluster.executor", "ssnas.cluster.link",
      "ssnas.data.convert", "ssnas.data.array_files", "ssnas.nas.binding", "ssnas.data.nodes",
-     "ssnas.nas.certainty"],
+     "ssnas.nas.certainty", "ssnas.records", "ssnas.scheduling.executor", "ssnas.scheduling.local",
+     "ssnas.scheduling.scheduler", "ssnas.scheduling.state", "ssnas.scheduling.daemon", "ssnas.runs.launching",
+     "ssnas.commands.queue"],
 )
 def test_light_modules_import_no_heavy_library(module):
     code = f"import sys, {module}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
@@ -24,7 +27,9 @@ def test_light_modules_import_no_heavy_library(module):
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"], ["features", "--help"],
                                   ["features", "from-arrays", "--help"], ["baselines"],
                                   ["runs", "--help"], ["show", "--help"], ["metrics", "--help"], ["arch", "--help"],
-                                  ["diff", "--help"], ["compare", "--help"], ["export", "--help"]])
+                                  ["diff", "--help"], ["compare", "--help"], ["export", "--help"],
+                                  ["queue", "--help"], ["--runs", "/nonexistent-ssnas-runs", "queue"],
+                                  ["run", "--help"], ["resume", "--help"], ["rerun", "--help"]])
 def test_commands_that_do_not_train_import_no_torch(argv):
     code = (
         "import sys\n"

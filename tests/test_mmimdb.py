@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from ssnas.config.data import MMIMDBOptions
 from ssnas.data.encoders import TextMLPPyramid, VGG19Pyramid
 from ssnas.data.features import read_features, write_features
 from ssnas.data.mmimdb import CAFFE_BGR_MEAN, GENRES, load_mmimdb
@@ -56,7 +57,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory, weights: tuple[Path, Path]):
     path = make_mmimdb(tmp_path_factory.mktemp("mmimdb") / "mmimdb.h5")
-    return path, load_mmimdb(path, image_weights=weights[0], text_weights=weights[1], batch_size=5)
+    return path, load_mmimdb(path, MMIMDBOptions(image_weights=weights[0], text_weights=weights[1], batch_size=5))
 
 
 def test_shapes_labels_and_splits(loaded) -> None:
@@ -88,15 +89,16 @@ def test_fuel_split_attribute_and_target_names(tmp_path: Path, weights) -> None:
     names = [f"g{i}" for i in range(23)]
     with h5py.File(path, "r+") as f:
         f["genres"].attrs["target_names"] = json.dumps(names)
-    features = load_mmimdb(path, image_weights=weights[0], limit=1)
+    features = load_mmimdb(path, MMIMDBOptions(image_weights=weights[0], limit=1))
     assert {s: idx.tolist() for s, idx in features.splits.items()} == {"train": [0], "dev": [1], "test": [2]}
     assert features.num_samples == 3 and features.label_names == tuple(names)
 
 
 def test_limit_keeps_the_first_rows_of_each_split(tmp_path: Path, weights) -> None:
     path = make_mmimdb(tmp_path / "m.h5")
-    full = load_mmimdb(path, image_weights=weights[0], text_weights=weights[1])
-    part = load_mmimdb(path, image_weights=weights[0], text_weights=weights[1], limit=2, image_size=(32, 32))
+    full = load_mmimdb(path, MMIMDBOptions(image_weights=weights[0], text_weights=weights[1]))
+    part = load_mmimdb(path, MMIMDBOptions(image_weights=weights[0], text_weights=weights[1], limit=2,
+                                           image_size=(32, 32)))
     assert {s: idx.tolist() for s, idx in part.splits.items()} == {"train": [0, 1], "dev": [2, 3], "test": [4, 5]}
     rows = [0, 1, 8, 9, 10, 11]
     torch.testing.assert_close(part.levels[1][1], full.levels[1][1][rows])
@@ -106,8 +108,8 @@ def test_limit_keeps_the_first_rows_of_each_split(tmp_path: Path, weights) -> No
 def test_gmu_caffe_bgr_images_give_the_same_features(tmp_path: Path, weights) -> None:
     rgb = np.random.default_rng(1).integers(0, 256, size=(N, 3, H, W), dtype=np.uint8)
     caffe = rgb[:, ::-1].astype(np.float32) - np.array(CAFFE_BGR_MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
-    a = load_mmimdb(make_mmimdb(tmp_path / "rgb.h5", images=rgb), image_weights=weights[0])
-    b = load_mmimdb(make_mmimdb(tmp_path / "caffe.h5", images=caffe), image_weights=weights[0])
+    a = load_mmimdb(make_mmimdb(tmp_path / "rgb.h5", images=rgb), MMIMDBOptions(image_weights=weights[0]))
+    b = load_mmimdb(make_mmimdb(tmp_path / "caffe.h5", images=caffe), MMIMDBOptions(image_weights=weights[0]))
     for x, y in zip(a.levels[0], b.levels[0]):
         torch.testing.assert_close(x, y, atol=1e-3, rtol=1e-4)
 
@@ -115,7 +117,7 @@ def test_gmu_caffe_bgr_images_give_the_same_features(tmp_path: Path, weights) ->
 def test_rgb_out_of_range_is_an_error(tmp_path: Path) -> None:
     path = make_mmimdb(tmp_path / "m.h5", images=np.full((N, 3, H, W), 300.0, dtype=np.float32))
     with pytest.raises(DatasetError, match=r"images: values 300\.\.300 in rows 0\.\.11 are not RGB 0\.\.255"):
-        load_mmimdb(path, pixels="rgb", batch_size=N)
+        load_mmimdb(path, MMIMDBOptions(pixels="rgb", batch_size=N))
 
 
 def _rewrite(path: Path, mutate) -> Path:

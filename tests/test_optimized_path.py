@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from ssnas.baselines import load_baseline
-from ssnas.data.views import ViewConfig
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import FinetuneConfig, PretrainConfig, SearchConfig
+from ssnas.config.views import ViewConfig
 from ssnas.nas.batching import fuse_batches, normalized_per_group
 from ssnas.nas.fixed import FixedNet
 from ssnas.nas.primitives import ChannelBatchNorm
 from ssnas.nas.space import SpaceConfig
 from ssnas.nas.supernet import Supernet
 from ssnas.reporting import InMemoryReporter
-from ssnas.stages.config import FinetuneConfig, PretrainConfig, SearchConfig
 from ssnas.stages.finetune import finetune
 from ssnas.stages.pretrain import pretrain
-from ssnas.stages.runtime import Runtime
 from ssnas.stages.search import search
 
 

@@ -1,11 +1,11 @@
 import subprocess
 import sys
 
-from ssnas.data.views import ViewConfig
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import FinetuneConfig, PretrainConfig, SearchConfig
+from ssnas.config.views import ViewConfig
 from ssnas.pipeline import PipelineConfig, run_pipeline
 from ssnas.reporting import InMemoryReporter
-from ssnas.stages.config import FinetuneConfig, PretrainConfig, SearchConfig
-from ssnas.stages.runtime import Runtime
 from tests.conftest import TINY_SPACE
 
 

@@ -117,7 +117,7 @@ def test_runs_of_two_executors_are_not_started_together(tmp_path):
     for executor in ("local", "ray"):
         registry.finish_run(registry.create_run(name=executor, stage="search", config={}, executor=executor), "failed")
     done = CliRunner().invoke(main, ["--runs", str(tmp_path), "rerun", "--failed"])
-    assert done.exit_code == 1 and "different executors (local, ray): start them separately" in done.output
+    assert done.exit_code == 2 and "different executors (local, ray): start them separately" in done.output
     assert len(registry.runs()) == 2  # nothing queued
 
 
@@ -134,7 +134,7 @@ def test_gpus_are_rays_to_give_and_an_unreachable_cluster_is_one_line(tmp_path):
 
 
 def test_the_dashboard_stops_a_ray_run_through_its_cluster_not_by_pid(tmp_path):
-    from tui.data import RegistryReader, kill_run
+    from tui.data import kill_run
 
     pytest.importorskip("ray")
     registry = Registry(tmp_path / "registry.db")
@@ -143,7 +143,7 @@ def test_the_dashboard_stops_a_ray_run_through_its_cluster_not_by_pid(tmp_path):
     try:
         registry.start_run(run_id, pid=bystander.pid, host="gpu-node", device="cpu", node="gpu-node")
         (tmp_path / "ray.json").write_text(json.dumps({"address": f"127.0.0.1:{free_port()}"}))
-        result = kill_run(RegistryReader(tmp_path), run_id)
+        result = kill_run(tmp_path, run_id)
         assert not result.ok and result.message.startswith("no Ray cluster at 127.0.0.1:")
         assert bystander.poll() is None and registry.get_run(run_id)["status"] == "running"
     finally:

@@ -278,12 +278,13 @@ def test_runs_on_another_host_are_lost_only_after_a_much_older_heartbeat(registr
     assert registry.get_run(recent)["status"] == "running"
 
 
-def test_readers_reconcile(registry):
+def test_readers_never_reconcile_the_scheduler_does(registry):
     gone = started(registry, pid=dead_pid(), heartbeat_age=120)
-    assert registry.runs()[0]["status"] == "lost"
     other = started(registry, pid=dead_pid(), heartbeat_age=120)
-    assert registry.get_run(other)["status"] == "lost"
-    assert registry.get_run(gone)["status"] == "lost"
+    assert [run.status for run in registry.runs()] == ["running", "running"]
+    assert registry.get_run(other).status == "running" and registry.worker_gone(registry.get_run(other))
+    assert sorted(registry.reconcile()) == sorted([gone, other])
+    assert registry.get_run(gone).status == "lost"
 
 
 # -- concurrent writers

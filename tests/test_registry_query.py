@@ -111,7 +111,7 @@ def test_unknown_field_message_lists_what_can_be_named(registry):
     with pytest.raises(RegistryError) as caught:
         registry.runs(where="foo = 1")
     assert str(caught.value).endswith(
-        "summaries: latest_loss, best_f1, test_f1; tag; config paths like search.epochs; "
+        "summaries: latest_loss, best_f1, test_f1, children; tag; config paths like search.epochs; "
         "metrics like metric.test.f1_weighted)")
     assert "revision" in str(caught.value) and " config," not in str(caught.value)
 

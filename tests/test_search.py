@@ -3,14 +3,14 @@ import math
 import pytest
 import torch
 
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import SearchConfig
+from ssnas.config.views import ViewConfig
 from ssnas.data.pyramids import FeatureSet
-from ssnas.data.views import ViewConfig
 from ssnas.errors import ConfigError, DatasetError
 from ssnas.nas import architect
 from ssnas.nas.genotype import Genotype
 from ssnas.reporting import InMemoryReporter
-from ssnas.stages.config import SearchConfig
-from ssnas.stages.runtime import Runtime
 from ssnas.stages.search import search
 from ssnas.stages.training import NonFiniteLoss, StageStopped
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from ssnas.config.data import SyntheticConfig
 from ssnas.data.datasets import load_dataset
-from ssnas.data.synthetic import SyntheticConfig, make_synthetic, planted_recovery
+from ssnas.data.synthetic import make_synthetic, planted_recovery
 from ssnas.errors import ConfigError, DatasetError
 from tests.conftest import TINY_DATA
 

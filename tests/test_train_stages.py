@@ -4,16 +4,16 @@ import pytest
 import torch
 
 from ssnas.baselines import load_baseline
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import FinetuneConfig, PretrainConfig
+from ssnas.config.views import ViewConfig
 from ssnas.data.pyramids import FeatureSet
 from ssnas.data.splits import halves, labeled_subset
-from ssnas.data.views import ViewConfig
 from ssnas.errors import ConfigError, DatasetError
 from ssnas.nas.fixed import FixedNet
 from ssnas.reporting import InMemoryReporter
-from ssnas.stages.config import FinetuneConfig, PretrainConfig
 from ssnas.stages.finetune import finetune
 from ssnas.stages.pretrain import pretrain
-from ssnas.stages.runtime import Runtime
 from tests.test_search import forbid_labels
 
 CPU = Runtime(seed=0, device="cpu")

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from ssnas.data.views import VIEW_POLICIES, ViewConfig, make_views
+from ssnas.config.views import VIEW_POLICIES, ViewConfig
+from ssnas.data.views import make_views
 from ssnas.errors import ConfigError
 
 ZERO = dict(noise=0.0, channel_dropout=0.0, position_mask=0.0)

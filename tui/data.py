@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +32,6 @@ if TYPE_CHECKING:
 BASELINE = "bmnas-mmimdb"
 LOG_TAIL_BYTES = 64 * 1024  # a run view opens a long log.txt at its last 64 KB
 LOG_READ_BYTES = 256 * 1024  # at most this much new log per poll
-CLI_TIMEOUT_S = 120.0
 
 
 def error_text(error: BaseException) -> str:
@@ -329,38 +326,25 @@ def delete_run(runs_dir: Path, run_id: str) -> ActionResult:
     return act(runs_dir, lambda service: _outcomes(service.delete([run_id])))
 
 
-def cli_command(runs_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "ssnas.cli", "--runs", str(runs_dir), *args]
-
-
-def run_cli(runs_dir: Path, *args: str) -> ActionResult:
-    """Run `ssnas ARGS` (a detached launch returns at once); its last line, or its error line."""
-    try:
-        done = subprocess.run(cli_command(runs_dir, *args), capture_output=True, text=True, timeout=CLI_TIMEOUT_S,
-                              stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return ActionResult(False, error_text(error))
-    if done.returncode != 0:
-        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        error = next((line for line in reversed(lines) if line.startswith("Error")), lines[-1] if lines else "")
-        return ActionResult(False, error.removeprefix("Error: ") or f"ssnas {args[0]} failed ({done.returncode})")
-    lines = [line for line in done.stdout.splitlines() if line.strip() and not line.startswith("follow with")]
-    return ActionResult(True, lines[-1] if lines else f"ssnas {args[0]} done")
-
-
 def resume_run(runs_dir: Path, run_id: str) -> ActionResult:
-    return run_cli(runs_dir, "resume", run_id, "--detach")
+    """As `ssnas resume RUN --detach`: queued again; the runs folder's scheduler continues it."""
+    from ssnas.runs import launching
+
+    return act(runs_dir, lambda service: launching.resume(service.runs_dir, run_id).message)
 
 
 def rerun_run(runs_dir: Path, run_id: str) -> ActionResult:
-    return run_cli(runs_dir, "rerun", run_id, "--detach")
+    """As `ssnas rerun RUN --detach`."""
+    from ssnas.runs import launching
+
+    return act(runs_dir, lambda service: launching.rerun(service.runs_dir, [run_id]).message)
 
 
 def launch_recipe(runs_dir: Path, recipe: Path, overrides: Sequence[str]) -> ActionResult:
-    args = ["run", str(recipe), "--detach"]
-    for override in overrides:
-        args += ["--set", override]
-    return run_cli(runs_dir, *args)
+    """As `ssnas run RECIPE --set ... --detach`."""
+    from ssnas.runs import launching
+
+    return act(runs_dir, lambda service: launching.submit(service.runs_dir, str(recipe), overrides).message)
 
 
 # -- recipes --------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Runs on an existing Ray cluster, with one registry on the head (`--executor ray`).
 
 How the pieces fit:
-- `RayExecutor` (executor.py) is the launcher's `Executor` for Ray: each run is a Ray task that asks
+- `RayExecutor` (executor.py) is the scheduler's `Executor` for Ray (ssnas.scheduling): each run is a Ray task that asks
   for one GPU (or `cpus` CPUs) and any custom resources, on whichever node Ray picks.
 - The task (node.py) fetches the run's inputs from the head into a scratch folder on its node and
   starts the same worker as a local run, `python -m ssnas.worker RUN_ID --head-fd FD`, linked to it by
@@ -48,14 +48,19 @@ class RayOptions:
     cpus: int = 1  # CPUs per run (a GPU run asks for one GPU as well)
     resources: dict[str, float] = field(default_factory=dict)  # custom resources per run, e.g. {"big_disk": 1}
 
-    def argv(self) -> list[str]:
-        """The same options as `python -m ssnas.launcher` arguments (a detached launcher)."""
-        args = ["--ray-cpus", str(self.cpus)]
-        if self.address:
-            args += ["--address", self.address]
-        for name, amount in self.resources.items():
-            args += ["--ray-resource", f"{name}={amount:g}"]
-        return args
+    def to_json(self) -> str:
+        """As stored with each Ray run (`runs.ray_options`), for the runs folder's scheduler."""
+        return json.dumps({"address": self.address, "cpus": self.cpus, "resources": self.resources})
+
+    @classmethod
+    def from_json(cls, text: str | None) -> RayOptions:
+        """Options stored by `to_json`; the defaults for a run stored without them (or with broken ones)."""
+        try:
+            data = json.loads(text) if text else {}
+            return cls(data.get("address"), int(data.get("cpus", 1)),
+                       {str(k): float(v) for k, v in (data.get("resources") or {}).items()})
+        except (ValueError, TypeError, AttributeError):
+            return cls()
 
 
 def parse_resources(pairs: Sequence[str]) -> dict[str, float]:

@@ -1,9 +1,12 @@
-"""`RayExecutor`: the launcher's `Executor` (ssnas.launcher) on an existing Ray cluster.
+"""`RayExecutor`: the scheduler's `Executor` (ssnas.scheduling) on an existing Ray cluster.
 
 Each run becomes one Ray task (node.py) that asks for one GPU when the run's device wants CUDA (or
-is "auto" on a cluster with GPUs), else for `cpus` CPUs, plus any custom resources; Ray picks the
-node. The scheduler on the head polls the tasks: a task that ended with an error (its node or its
-Ray worker died) reads as a dead worker without a pid, so the scheduler marks its run `lost`.
+is "auto" on a cluster with GPUs), else for `cpus` CPUs, plus any custom resources (the run's own
+`ray_options`, stored when it was submitted); Ray picks the node and queues the task until its
+resources are free, so Ray runs take no local device slot. The runs folder's scheduler polls the
+tasks: a task that ended with an error (its node or its Ray worker died) reads as a dead worker
+without a pid, so the scheduler marks its run `lost`. A task dies with the scheduler that is its Ray
+driver; its run is then marked `lost` when its heartbeat goes stale (`Registry.reconcile`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from typing import Any
 from ssnas.cluster import RayOptions, connect, import_ray
 from ssnas.cluster.head import find_head, head_actor
 from ssnas.cluster.node import run_on_node
-from ssnas.launcher import WorkerStatus, tail
 from ssnas.registry import Registry
+from ssnas.run_record import Run
+from ssnas.scheduling.executor import WorkerStatus
 
 
 class RayExecutor:
@@ -25,6 +29,7 @@ class RayExecutor:
 
     name = "ray"
     prestarts = False  # a task waiting for its parent would hold its GPU the whole time
+    takes_slots = False  # Ray places each task and queues it until its resources are free
 
     def __init__(self, registry: Registry, runs_dir: Path, options: RayOptions) -> None:
         self.ray = import_ray()
@@ -38,13 +43,18 @@ class RayExecutor:
         self._ended: dict[str, WorkerStatus] = {}
 
     def submit(self, run_id: str, slot: str | None, after: str | None = None) -> None:
-        """Start the run's task; `slot` and `after` are the local launcher's (Ray places and orders)."""
+        """Start the run's task with the run's own options; `slot` and `after` are local (Ray places and orders)."""
         run = self.registry.get_run(run_id)
-        gpus = 1 if self._wants_gpu(run["config"]["run"]["device"]) else 0
-        task = self._task.options(num_cpus=self.options.cpus, num_gpus=gpus, resources=dict(self.options.resources),
-                                  max_retries=0, name=f"ssnas {run_id[:8]} {run['name']}")
-        self._tasks[run_id] = task.remote(self.head, run_id, self.options.cpus)
+        options = RayOptions.from_json(run.ray_options) if run.ray_options else self.options
+        gpus = 1 if self._wants_gpu(run.setting("run.device", "auto")) else 0
+        task = self._task.options(num_cpus=options.cpus, num_gpus=gpus, resources=dict(options.resources),
+                                  max_retries=0, name=f"ssnas {run_id[:8]} {run.name}")
+        self._tasks[run_id] = task.remote(self.head, run_id, options.cpus)
         self._ended.pop(run_id, None)
+
+    def adopt(self, run: Run) -> WorkerStatus:
+        """A task belongs to the driver that started it: another scheduler's cannot be watched from here."""
+        return WorkerStatus(alive=False)
 
     def status(self, run_id: str) -> WorkerStatus:
         ref = self._tasks.get(run_id)
@@ -69,14 +79,10 @@ class RayExecutor:
         else:
             time.sleep(timeout)
 
-    def logs(self, run_id: str, lines: int = 20) -> str:
-        """The run's log as shipped to the head so far."""
-        return tail(Path(self.registry.get_run(run_id)["run_dir"]) / "log.txt", lines)
-
     def cancel(self, run_id: str) -> None:
         """A running worker checkpoints and ends killed; a task still waiting for a node is dropped."""
         self.ray.get(self.head.request_stop.remote(run_id))
-        if self.registry.get_run(run_id)["status"] == "queued":
+        if self.registry.get_run(run_id).status == "queued":
             self.registry.finish_run(run_id, "killed", error="cancelled before it started")
             ref = self._tasks.pop(run_id, None)
             if ref is not None:

@@ -3,8 +3,8 @@ makes every registry write of the runs on Ray nodes and keeps their files.
 
 Workers on other nodes never open SQLite (SQLite over a network file system loses writes): their
 rows, heartbeats and files reach it through their run's Ray task. The actor is named after the runs
-folder (and host) and detached, so that the foreground or detached launcher, `ssnas kill` from
-another shell and a later `ssnas resume` all find the same one; it is pinned to the node it was
+folder (and host) and detached, so that the folder's scheduler (whichever process it is), `ssnas kill`
+from another shell and a later `ssnas resume` all find the same one; it is pinned to the node it was
 first asked for from, the machine of the runs folder.
 """
 
@@ -18,14 +18,10 @@ from typing import Any
 
 from ssnas.cluster import files
 from ssnas.errors import ClusterError
+from ssnas.records import RECORD_CALLS
 from ssnas.registry import RUN_ID, Registry
 
 NAMESPACE = "ssnas"
-# What a worker may ask of the registry (ssnas.worker.work and the reporter's sink use no more).
-RECORD_CALLS = frozenset({
-    "get_run", "start_run", "update_run", "delete_rows_after", "finish_run",
-    "add_metrics", "add_arch_weights", "add_genotype", "add_events", "heartbeat",
-})
 
 
 class RegistryHead:
@@ -38,7 +34,7 @@ class RegistryHead:
         self._stops: Counter[str] = Counter()  # stop requests per run, counted: a task watches for a new one
 
     def record(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """One registry call of a worker, e.g. record("finish_run", RUN, "finished")."""
+        """One registry call of a worker (ssnas.records.WorkerRecords), e.g. record("finish_run", RUN, "finished")."""
         if method not in RECORD_CALLS:
             raise ClusterError(f"{method!r} is not a registry call a worker may make")
         return getattr(self._db(), method)(*args, **kwargs)

@@ -1,10 +1,11 @@
 """The socket between a worker on a Ray node and the Ray task that started it.
 
 The worker (`python -m ssnas.worker RUN_ID --head-fd FD`) stays free of Ray: each registry call it
-makes is a message to its task, which makes the call on the head and sends back the result or the
-error. `ship_files` asks the task to ship the run's changed files to the head; the task does that
-before a `finish_run` too, so that a run reads finished only once its outputs are on the head.
-Both ends are here: `HeadLink` (the worker's) and `serve` (the task's).
+makes (ssnas.records.WorkerRecords) is a message to its task, which makes the call on the head and
+sends back the result or the error. `ship_files` asks the task to ship the run's changed files to
+the head; the task does that before a `finish_run` too, so that a run reads finished only once its
+outputs are on the head. Both ends are here: `HeadLink` (the worker's) and `serve` (the task's); the
+worker builds its link and hands it to its stage (ssnas.worker), nothing here knows the worker.
 """
 
 from __future__ import annotations
@@ -15,19 +16,24 @@ import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from ssnas.cluster.head import RECORD_CALLS
 from ssnas.errors import SsnasError
+from ssnas.records import RECORD_CALLS
+from ssnas.scheduling.executor import WorkerExit
 
 LINK_CALLS = RECORD_CALLS | {"ship_files"}
-LINK_LOST = 5  # the worker's exit code when its task is gone
 
 
 class HeadLink:
-    """The registry as a worker on a Ray node sees it: `link.start_run(...)`, `link.add_metrics(rows)`,
-    ... are made on the head. Safe to share between the worker's threads (calls take turns)."""
+    """The registry as a worker on a Ray node sees it (a `WorkerRecords`): `link.start_run(...)`,
+    `link.add_metrics(rows)`, ... are made on the head. Safe to share between the worker's threads
+    (calls take turns)."""
+
+    @classmethod
+    def from_fd(cls, fd: int) -> HeadLink:
+        """The link on socket `fd`, inherited from the Ray task that started this worker."""
+        return cls(Connection(fd))
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -45,9 +51,9 @@ class HeadLink:
                 ok, value = self._connection.recv()
             except (EOFError, OSError):
                 # Nothing can record this run any more (its node's Ray worker died): end now rather than
-                # train on unseen; the launcher sees the task fail and marks the run lost.
+                # train on unseen; the scheduler sees the task fail and marks the run lost.
                 print("[error] the Ray task of this worker is gone; stopping", file=sys.stderr, flush=True)
-                os._exit(LINK_LOST)
+                os._exit(WorkerExit.LINK_LOST)
         if not ok:
             raise value
         return value
@@ -76,13 +82,3 @@ def serve(connection: Connection, answer: Callable[[str, tuple, dict], Any]) -> 
             reply = (False, sendable(error))
         connection.send(reply)
 
-
-def run_linked_worker(run_id: str, scratch: Path, fd: int, node: str | None) -> int:
-    """The worker of a Ray run: its files in `scratch/RUN_ID`, its parent's in `scratch/PARENT_ID`."""
-    from ssnas.worker import Place, work
-
-    link = HeadLink(Connection(fd))
-    run = link.get_run(run_id)
-    parent = run.get("parent_id")
-    place = Place(scratch / run_id, scratch / parent if parent else None, lambda: link, link.ship_files, node)
-    return work(link, run, place)

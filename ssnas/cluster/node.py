@@ -6,7 +6,7 @@ the worker's registry calls on the head, ships the run's files there, and turns 
 head (`ssnas kill`) into SIGTERM, so that the worker checkpoints and ends `killed` as a local one does.
 The scratch folder goes when the worker ends: everything in it is on the head by then.
 
-When the node dies, the task dies with it; the launcher sees the task fail and marks the run `lost`.
+When the node dies, the task dies with it; the scheduler sees the task fail and marks the run `lost`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from typing import Any
 
 from ssnas.cluster import files
 from ssnas.cluster.link import serve
+from ssnas.scheduling.executor import WorkerExit
 
-NOT_STARTED = 4  # the worker's code for a run it did not start (ssnas.worker)
 STOP_POLL_S = 0.5
 
 
@@ -38,8 +38,8 @@ def run_on_node(head: Any, run_id: str, cpus: int) -> tuple[int, int | None]:
 
     stops = ray.get(head.stop_requests.remote(run_id))  # before the status: a kill in between is seen
     run = ray.get(head.record.remote("get_run", run_id))
-    if run["status"] != "queued":  # stopped (or taken over) while it waited for a node
-        return NOT_STARTED, None
+    if run.status != "queued":  # stopped (or taken over) while it waited for a node
+        return int(WorkerExit.NOT_STARTED), None
     scratch = Path(tempfile.mkdtemp(prefix=f"ssnas-{run_id[:8]}-"))
     try:
         shipment = _fetch_inputs(head, run, scratch)
@@ -65,7 +65,7 @@ def _fetch_inputs(head: Any, run: dict, scratch: Path) -> files.Shipment:
     ships the run's folder back (what was fetched counts as shipped)."""
     import ray
 
-    run_id, parent = run["id"], run.get("parent_id")
+    run_id, parent = run.id, run.parent_id
     files.fetch(lambda name: ray.get(head.read_file.remote(run_id, name)), files.RUN_INPUTS, scratch / run_id)
     if parent:
         files.fetch(lambda name: ray.get(head.read_file.remote(parent, name)), files.PARENT_OUTPUTS, scratch / parent)

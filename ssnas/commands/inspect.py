@@ -23,12 +23,13 @@ from ssnas.runs.format import (
     duration,
     elapsed_seconds,
     field_lines,
-    run_fields,
     last_values,
     local_time,
     number,
     percent,
+    run_fields,
     size_text,
+    stage_text,
     status_text,
 )
 from ssnas.runs.service import RunService
@@ -78,7 +79,7 @@ RUNS_CSV_COLUMNS = ("id", "name", "stage", "objective", "dataset", "label_ratio"
 
 def runs_table_row(run: Run, now: float, gone: bool = False) -> dict[str, str]:
     return {
-        "id": run.short_id, "name": run.name, "stage": run.stage, "objective": run.objective or "-",
+        "id": run.short_id, "name": run.name, "stage": stage_text(run), "objective": run.objective or "-",
         "dataset": run.dataset or "-", "r": number(run.label_ratio, "g"), "seed": number(run.seed, "d"),
         "status": status_text(run.status, gone), "progress": percent(run.progress),
         "elapsed": duration(elapsed_seconds(run, now)), "loss": number(run.latest_loss),

@@ -25,13 +25,13 @@ import json
 from collections.abc import Callable
 from itertools import combinations
 from pathlib import Path
-from typing import Literal
 
 import h5py
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ssnas.config.data import MMIMDBOptions, Pixels
 from ssnas.data.encoders import TextMLPPyramid, VGG19Pyramid, encode_in_batches
 from ssnas.data.nodes import MMIMDB_PYRAMIDS
 from ssnas.data.pyramids import SPLITS, FeatureSet
@@ -47,46 +47,36 @@ GENRES = (
 # The Caffe VGG means GMU subtracted, in its BGR channel order.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 
-Pixels = Literal["auto", "rgb", "caffe_bgr"]
-
 
 def load_mmimdb(
     path: str | Path,
-    image_weights: str | Path | None = None,
-    text_weights: str | Path | None = None,
-    batch_size: int = 64,
-    image_size: tuple[int, int] | None = None,
-    limit: int | None = None,
-    map_side: int = 4,
-    pixels: Pixels = "auto",
+    options: MMIMDBOptions = MMIMDBOptions(),
     device: str | torch.device = "cpu",
     progress: Callable[[int, int], None] | None = None,
 ) -> FeatureSet:
     """MM-IMDB as image (VGG19: relu4_1, relu4_4, relu5_3, pool5) and text (maxout MLP: 64, 128)
     pyramids with the 23 genre labels and the file's train / dev / test split.
 
-    `image_size` (height, width) resizes posters before VGG; `limit` keeps the first `limit` rows of
-    each split (quick runs); `device` is where the backbones run; `progress(done, total)` follows
-    the image encoding, the slow part. Weights are local state_dict files, None = random.
+    `options` says how to encode (weights, batch size, poster size, row limit: `MMIMDBOptions`);
+    `device` is where the backbones run; `progress(done, total)` follows the image encoding, the
+    slow part. Weights are local state_dict files, None = random.
     """
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     if not h5py.is_hdf5(path):
         raise DatasetError(f"{path}: not an HDF5 file")
-    if limit is not None and limit < 1:
-        raise DatasetError(f"{path}: limit: {limit} is not a positive number of rows")
     with h5py.File(path, "r") as f:
         n = _check_arrays(f, path)
         label_names = _label_names(f, path)
-        rows, splits = _select_rows(_split_ranges(f, n, path), limit)
+        rows, splits = _select_rows(_split_ranges(f, n, path), options.limit)
         text = torch.from_numpy(f["features"][()][rows].astype(np.float32))
         labels = torch.from_numpy(f["genres"][()][rows].astype(np.float32))
-        images = _ImageRows(f["images"], rows, pixels, image_size, path, batch_size)
-        vgg = VGG19Pyramid(image_weights, map_side=map_side).to(device)
-        image_levels = encode_in_batches(vgg, images, batch_size, progress)
-    mlp = TextMLPPyramid(input_dim=text.shape[1], weights_path=text_weights).to(device)
-    text_levels = encode_in_batches(mlp, text, batch_size)
+        images = _ImageRows(f["images"], rows, options.pixels, options.image_size, path, options.batch_size)
+        vgg = VGG19Pyramid(options.image_weights, map_side=options.map_side).to(device)
+        image_levels = encode_in_batches(vgg, images, options.batch_size, progress)
+    mlp = TextMLPPyramid(input_dim=text.shape[1], weights_path=options.text_weights).to(device)
+    text_levels = encode_in_batches(mlp, text, options.batch_size)
     return FeatureSet(
         tuple(modality for modality, _ in MMIMDB_PYRAMIDS),
         [image_levels, text_levels],
@@ -212,8 +202,6 @@ class _ImageRows:
         self.dataset, self.rows, self.image_size, self.path = dataset, rows, image_size, path
         if pixels == "auto":
             pixels = "rgb" if dataset.dtype == np.uint8 or not len(rows) else self._guess(probe)
-        if pixels not in ("rgb", "caffe_bgr"):
-            raise DatasetError(f"{path}: pixels: {pixels!r} is not 'auto', 'rgb' or 'caffe_bgr'")
         self.pixels = pixels
 
     def _guess(self, probe: int) -> Pixels:

@@ -23,56 +23,11 @@ MM-IMDB architecture fuses, so that both similarity scores read on the same scal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-from ssnas.data.nodes import SYNTHETIC_MODALITIES, node_name
+from ssnas.config.data import SyntheticConfig
+from ssnas.data.nodes import SYNTHETIC_MODALITIES
 from ssnas.data.pyramids import FeatureSet
-from ssnas.errors import ConfigError
-
-
-@dataclass(frozen=True)
-class SyntheticConfig:
-    train: int = 2048  # samples in each split
-    dev: int = 512
-    test: int = 512
-    image_levels: int = 4
-    image_channels: int = 32
-    image_side: int = 4  # maps are side x side
-    text_dims: tuple[int, ...] = (64, 128)  # one vector level per entry (BM-NAS's MM-IMDB text levels)
-    shared_dim: int = 8  # d: the latent both modalities observe (split into two halves)
-    specific_dim: int = 8  # per-modality nuisance latent
-    classes: int = 8
-    planted_image: int = 2  # which image level carries the shared latent
-    planted_text: int = 0  # which text level carries it
-    noise: float = 0.5  # per-sample noise on every feature
-    cross_noise: float = 1.5  # noise on the half of s a modality sees unclearly
-    leak: float = 0.3  # strength of the weak copy of s in non-planted levels
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text_dims", tuple(self.text_dims))
-        for name in ("train", "dev", "test", "image_levels", "image_channels", "image_side", "classes"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"data.synthetic.{name}: {getattr(self, name)} is out of range (>= 1)")
-        if self.shared_dim < 2 or self.shared_dim % 2:
-            raise ConfigError(f"data.synthetic.shared_dim: {self.shared_dim} must be even and >= 2")
-        if not self.text_dims or min(self.text_dims) < 1:
-            raise ConfigError(f"data.synthetic.text_dims: {list(self.text_dims)} needs one or more sizes >= 1")
-        if not 0 <= self.planted_image < self.image_levels:
-            raise ConfigError(f"data.synthetic.planted_image: {self.planted_image} is not a level (0..{self.image_levels - 1})")
-        if not 0 <= self.planted_text < len(self.text_dims):
-            raise ConfigError(f"data.synthetic.planted_text: {self.planted_text} is not a level (0..{len(self.text_dims) - 1})")
-        for name in ("noise", "cross_noise", "leak"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"data.synthetic.{name}: {getattr(self, name)} is out of range (>= 0)")
-
-    @property
-    def planted_nodes(self) -> tuple[str, str]:
-        """Names of the two input nodes the labels depend on."""
-        image, text = SYNTHETIC_MODALITIES
-        return (node_name(image, self.planted_image), node_name(text, self.planted_text))
 
 
 def _level(content: torch.Tensor, size: int, noise: float, g: torch.Generator) -> torch.Tensor:

@@ -51,6 +51,11 @@ def status_text(status: str, gone: bool = False) -> str:
     return "lost!" if status == "lost" else status
 
 
+def stage_text(run: Run) -> str:
+    """The stage, with how many chains share it when several do (`search x5`)."""
+    return f"{run.stage} x{run.children}" if run.children > 1 else run.stage
+
+
 def number(value: Any, fmt: str = ".4g") -> str:
     return "-" if value is None else format(value, fmt)
 
@@ -116,7 +121,8 @@ def run_fields(run: Run, folder: Path, children: Sequence[Run] = (), gone: bool 
         ("error", run.error or "-"), ("stage", run.stage), ("objective", run.objective or "-"),
         ("dataset", run.dataset or "-"), ("label ratio", number(run.label_ratio, "g")),
         ("seed", number(run.seed, "d")), ("parent", run.parent_id or "-"), ("group", run.group_id or "-"),
-        ("children", ", ".join(f"{c.short_id} ({c.stage}, {status_text(c.status)})" for c in children) or "-"),
+        ("children", (f"{len(children)}, shared by their chains: " if len(children) > 1 else "")
+         + ", ".join(f"{c.short_id} ({c.stage}, {status_text(c.status)})" for c in children) or "-"),
         ("device", run.device or "-"), ("host", run.host or "-"), ("pid", number(run.pid, "d")),
         ("executor", run.executor or "local"), ("node", run.node or "-"),
         ("git commit", run.git_commit or "-"),

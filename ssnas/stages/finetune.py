@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import FinetuneConfig
 from ssnas.data.pyramids import FeatureSet
 from ssnas.data.splits import labeled_subset
 from ssnas.metrics import best_threshold, f1_scores
@@ -29,21 +31,9 @@ from ssnas.nas.no_search import EarlyFusion, build_no_search, flat_nodes
 from ssnas.nas.space import SpaceConfig
 from ssnas.objectives import multilabel_bce
 from ssnas.reporting import Reporter
-from ssnas.stages.config import FinetuneConfig
 from ssnas.stages.linear_fit import fit_linear
-from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import (
-    NodeData,
-    Position,
-    adam,
-    batch_indices,
-    Budget,
-    cosine_lr,
-    descend,
-    epoch_batches,
-    plan_budget,
-    stop_if_asked,
-)
+from ssnas.stages.loop import Batch, Best, DevCheck, Loop, Position
+from ssnas.stages.training import Budget, NodeData, adam, batch_indices, cosine_lr, descend, plan_budget
 
 
 @dataclass
@@ -152,54 +142,42 @@ def _train_mode(session: _Session, mode: str, first_epoch: int, first_step: int,
     dev epoch; returns that best (dev F1, epoch, threshold, scores, weights). A probe never comes
     here: its linear head is solved (`_fit_mode`)."""
     config, data, reporter, runtime = session.config, session.data, session.reporter, session.runtime
+    device = data.device
     params = list(model.parameters())
     optimizer = adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    best = {"dev_f1": -1.0, "epoch": -1, "threshold": 0.5, "dev": {}, "model": copy.deepcopy(model.state_dict())}
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
-        best = resume["best"]
-    at = Position.resume(resume) if resume is not None else Position(epoch=first_epoch, step=first_step)
-    last_epoch = resume["last_epoch"] if resume is not None else first_epoch + config.epochs
-    device = data.device
-
-    def checkpoint() -> dict[str, Any]:
-        return {"stage": "finetune", "position": at.to_dict(), "model": model.state_dict(), "mode": mode,
-                "last_epoch": last_epoch, "optimizer": optimizer.state_dict(),
-                "best": best, **checkpoint_extra}
-
+    best = Best.start("dev_f1", -1.0, lambda: {"model": copy.deepcopy(model.state_dict())}, lower=False,
+                      patience=config.patience, name="dev F1", threshold=0.5, dev={})
+    loop = Loop("finetune", reporter, session.budget, (session.train,), runtime.seed, (model,), resume, best=best,
+                first_epoch=first_epoch, first_step=first_step, total=session.total, label=f"finetune ({mode})",
+                end=resume["last_epoch"] if resume is not None else None)
     train_forward = runtime.compiled(model)
-    while at.epoch < last_epoch:
-        model.train()
-        for (index,) in epoch_batches((session.train,), session.budget, runtime.seed, at.epoch)[at.index :]:
-            cosine_lr(optimizer, config.lr, config.lr_min, (at.step - first_step) / session.budget.total)
-            with runtime.autocast(device):
-                logits = train_forward(data.batch(index)).float()
-            loss = multilabel_bce(logits, session.targets.index_select(0, index.to(device)))
-            descend(loss, optimizer, params, config.grad_clip)
-            at.finish_step(reporter, "finetune", loss, session.total, session.budget.per_epoch, checkpoint)
+
+    def step(batch: Batch) -> torch.Tensor:
+        cosine_lr(optimizer, config.lr, config.lr_min, loop.progress)
+        with runtime.autocast(device):
+            logits = train_forward(data.batch(batch[0])).float()
+        loss = multilabel_bce(logits, session.targets.index_select(0, batch[0].to(device)))
+        descend(loss, optimizer, params, config.grad_clip)
+        return loss
+
+    def end_epoch(epoch: int, step: int) -> DevCheck:
         with runtime.autocast(device):
             threshold, dev_f1 = best_threshold(predict(model, data, session.dev, config.batch_size),
                                                session.labels[session.dev], at_least_one=session.at_least_one)
-        epoch, step = at.epoch, at.step
-        reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
         for key, value in dev_f1.items():
             reporter.metric(f"f1_{key}", value, step=step, epoch=epoch, split="dev")
         reporter.metric("threshold", threshold, step=step, epoch=epoch, split="dev")
-        if dev_f1["weighted"] > best["dev_f1"]:
-            best = {"dev_f1": dev_f1["weighted"], "epoch": epoch, "threshold": threshold, "dev": dev_f1,
-                    "model": copy.deepcopy(model.state_dict())}
-        at.next_epoch()
-        if config.patience and at.epoch - 1 - best["epoch"] >= config.patience:
-            reporter.event(f"finetune ({mode}): no better dev F1 for {config.patience} epochs; stopped after "
-                           f"epoch {epoch}")
-            last_epoch = at.epoch
-        reporter.checkpoint(checkpoint(), epoch=epoch)
-        if at.epoch < last_epoch:
-            stop_if_asked(reporter, "finetune", at, checkpoint)
-    best["steps"] = at.step
-    best["last_epoch"] = at.epoch
-    return best
+        return DevCheck(dev_f1["weighted"], {"threshold": threshold, "dev": dev_f1})
+
+    def state() -> dict[str, Any]:
+        return {"model": model.state_dict(), "mode": mode, "last_epoch": loop.end, "optimizer": optimizer.state_dict(),
+                **checkpoint_extra}
+
+    loop.run(step, end_epoch, state)
+    return {**best.record, "steps": loop.at.step, "last_epoch": loop.at.epoch}
 
 
 def finetune(

@@ -15,27 +15,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import PretrainConfig
+from ssnas.config.views import ViewConfig
 from ssnas.data.pyramids import FeatureSet
-from ssnas.data.views import ViewConfig
 from ssnas.nas.fixed import FixedNet
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.heads import ProjectionHead
 from ssnas.nas.space import SpaceConfig
 from ssnas.reporting import Reporter
-from ssnas.stages.config import PretrainConfig
-from ssnas.stages.runtime import Runtime
+from ssnas.stages.loop import Batch, Best, DevCheck, Loop
 from ssnas.stages.training import (
     NodeData,
-    Position,
     adam,
     batch_indices,
     contrastive_loss,
     cosine_lr,
     descend,
-    epoch_batches,
     plan_budget,
     step_seed,
-    stop_if_asked,
 )
 
 
@@ -58,9 +56,7 @@ def _dev_loss(network: FixedNet, projector: nn.Module, data: NodeData, rows: tor
                                stacked))
         for index in batch_indices(rows, config.batch_size, None, drop_last=False)
     ]
-    network.train()
-    projector.train()
-    return sum(losses) / len(losses)
+    return sum(losses) / len(losses)  # the loop puts both back in training mode
 
 
 def pretrain(
@@ -88,47 +84,42 @@ def pretrain(
                        level="warning")
     params = [*network.parameters(), *projector.parameters()]
     optimizer = adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    best = {"dev_loss": float("inf"), "epoch": -1, "network": copy.deepcopy(network.state_dict())}
     if resume is not None:
         network.load_state_dict(resume["network"])
         projector.load_state_dict(resume["projector"])
         optimizer.load_state_dict(resume["optimizer"])
-        best = resume["best"]
-    at = Position.resume(resume)
     train, dev = features.splits["train"], features.splits["dev"]
     budget = plan_budget(train.numel(), config.batch_size, config.epochs, config.min_steps)
-    per_epoch, total = budget.per_epoch, budget.total
-
-    def checkpoint() -> dict[str, Any]:
-        return {"stage": "pretrain", "position": at.to_dict(), "network": network.state_dict(),
-                "projector": projector.state_dict(), "optimizer": optimizer.state_dict(), "best": best,
-                "genotype": genotype.to_dict(), "space": dataclasses.asdict(space), "in_channels": data.in_channels}
-
+    best = Best.start("dev_loss", float("inf"), lambda: {"network": copy.deepcopy(network.state_dict())}, lower=True)
+    loop = Loop("pretrain", reporter, budget, (train,), runtime.seed, (network, projector), resume, best=best)
     train_loss = runtime.compiled(contrastive_loss)
-    if at.step == 0:
-        reporter.event(budget.describe("pretrain"))
-        reporter.genotype(genotype, step=0, epoch=0)
-    while at.epoch < config.epochs:
-        for (index,) in epoch_batches((train,), budget, runtime.seed, at.epoch)[at.index :]:
-            cosine_lr(optimizer, config.lr, config.lr_min, at.step / total)
-            views_of_step = torch.Generator().manual_seed(step_seed(runtime.seed, at.step))
-            with runtime.autocast(device):
-                loss = train_loss(network, projector, data.batch(index), modality, views, config.temperature,
-                                  views_of_step, runtime.batch_views).float()
-            descend(loss, optimizer, params, config.grad_clip)
-            at.finish_step(reporter, "pretrain", loss, total, per_epoch, checkpoint)
+
+    def step(batch: Batch) -> torch.Tensor:
+        cosine_lr(optimizer, config.lr, config.lr_min, loop.progress)
+        views_of_step = torch.Generator().manual_seed(step_seed(runtime.seed, loop.at.step))
+        with runtime.autocast(device):
+            loss = train_loss(network, projector, data.batch(batch[0]), modality, views, config.temperature,
+                              views_of_step, runtime.batch_views).float()
+        descend(loss, optimizer, params, config.grad_clip)
+        return loss
+
+    def end_epoch(epoch: int, step: int) -> DevCheck:
         with runtime.autocast(device):
             dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed,
                                  runtime.batch_views)
-        epoch, step = at.epoch, at.step
-        reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
         reporter.metric("epoch_loss", dev_loss, step=step, epoch=epoch, split="dev")
-        if dev_loss < best["dev_loss"]:
-            best = {"dev_loss": dev_loss, "epoch": epoch, "network": copy.deepcopy(network.state_dict())}
-        at.next_epoch()
-        reporter.checkpoint(checkpoint(), epoch=epoch)
-        if at.epoch < config.epochs:
-            stop_if_asked(reporter, "pretrain", at, checkpoint)
-    reporter.event(f"pretrain: kept epoch {best['epoch']} (dev contrastive loss {best['dev_loss']:.4f})")
-    return PretrainResult(network_state=best["network"], best_epoch=best["epoch"], dev_loss=best["dev_loss"],
+        return DevCheck(dev_loss)
+
+    def state() -> dict[str, Any]:
+        return {"network": network.state_dict(), "projector": projector.state_dict(),
+                "optimizer": optimizer.state_dict(), "genotype": genotype.to_dict(), "space": dataclasses.asdict(space),
+                "in_channels": data.in_channels}
+
+    if loop.at.step == 0:
+        reporter.event(budget.describe("pretrain"))
+        reporter.genotype(genotype, step=0, epoch=0)
+    loop.run(step, end_epoch, state)
+    kept = best.record
+    reporter.event(f"pretrain: kept epoch {kept['epoch']} (dev contrastive loss {kept['dev_loss']:.4f})")
+    return PretrainResult(network_state=kept["network"], best_epoch=kept["epoch"], dev_loss=kept["dev_loss"],
                           seconds=time.perf_counter() - started)

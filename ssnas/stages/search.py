@@ -16,9 +16,12 @@ import torch
 from torch import nn
 from torch.profiler import record_function
 
+from ssnas.config.runtime import Runtime
+from ssnas.config.stages import SearchConfig
+from ssnas.config.views import ViewConfig
 from ssnas.data.pyramids import FeatureSet
 from ssnas.data.splits import halves, labeled_subset
-from ssnas.data.views import ViewConfig, make_views
+from ssnas.data.views import make_views
 from ssnas.nas import architect
 from ssnas.nas.batching import fuse_batches
 from ssnas.nas.certainty import SearchCertainty, search_certainty
@@ -29,19 +32,8 @@ from ssnas.nas.space import SpaceConfig
 from ssnas.nas.supernet import Supernet
 from ssnas.objectives import multilabel_bce, nt_xent
 from ssnas.reporting import Reporter
-from ssnas.stages.config import SearchConfig
-from ssnas.stages.runtime import Runtime
-from ssnas.stages.training import (
-    NodeData,
-    Position,
-    adam,
-    cosine_lr,
-    descend,
-    epoch_batches,
-    plan_budget,
-    step_seed,
-    stop_if_asked,
-)
+from ssnas.stages.loop import Batch, Loop
+from ssnas.stages.training import NodeData, adam, cosine_lr, descend, plan_budget, step_seed
 
 
 @dataclass
@@ -147,8 +139,9 @@ def search(
         weight_opt.load_state_dict(resume["weight_opt"])
         arch_opt.load_state_dict(resume["arch_opt"])
         genotypes = [Genotype.from_dict(g) for g in resume["genotypes"]]
-    at = Position.resume(resume)
-
+    budget = plan_budget(min(weight_rows.numel(), arch_rows.numel()), config.batch_size, config.epochs,
+                         config.min_steps)
+    loop = Loop("search", reporter, budget, (weight_rows, arch_rows), runtime.seed, (model,), resume)
     model_loss = runtime.compiled(model.loss)
 
     def batch_loss(index: torch.Tensor, seed: int, frozen_stem: bool = False) -> torch.Tensor:
@@ -164,10 +157,52 @@ def search(
                 stacked=runtime.batch_views,
             ).float()
 
-    def checkpoint() -> dict[str, Any]:
+    def step(batch: Batch) -> torch.Tensor:
+        """A network step on the batch of one half, then an architecture step on that of the other."""
+        weight_batch, arch_batch = batch
+        at = loop.at
+        cosine_lr(weight_opt, config.lr, config.lr_min, loop.progress)
+        supernet.tau = config.tau_max - (config.tau_max - config.tau_min) * at.step / max(1, budget.total - 1)
+        with record_function("search/network_step"):
+            for p in arch_params:
+                p.requires_grad_(False)
+            loss = batch_loss(weight_batch, step_seed(runtime.seed, at.step, 0))
+            descend(loss, weight_opt, weight_params, config.grad_clip)
+            for p in arch_params:
+                p.requires_grad_(True)
+
+        arch_seed, train_seed = step_seed(runtime.seed, at.step, 1), step_seed(runtime.seed, at.step, 2)
+        with record_function("search/architecture_step"):
+            arch_opt.zero_grad(set_to_none=True)
+            if config.order == "first":
+                arch_loss = architect.first_order(arch_params, lambda: batch_loss(arch_batch, arch_seed, True))
+            else:
+                arch_loss = architect.second_order(
+                    arch_params,
+                    weight_params,
+                    lambda: batch_loss(weight_batch, train_seed),
+                    lambda: batch_loss(arch_batch, arch_seed),
+                    xi=weight_opt.param_groups[0]["lr"],
+                )
+            arch_opt.step()
+        at.side_losses.append(float(arch_loss.detach()))
+        return loss
+
+    def end_epoch(epoch: int, step: int) -> None:
+        """The genotype and the architecture's weights and certainty after the epoch."""
+        genotype = supernet.genotype()
+        genotypes.append(genotype)
+        arch_losses = loop.at.side_losses
+        reporter.metric("epoch_loss", sum(arch_losses) / len(arch_losses), step=step, epoch=epoch, split="arch")
+        reporter.metric("lr", weight_opt.param_groups[0]["lr"], step=step, epoch=epoch)
+        weights = supernet.arch_weights()
+        for key, value in search_certainty(weights).as_metrics().items():
+            reporter.metric(key, value, step=step, epoch=epoch, split="arch")
+        reporter.arch_weights(weights, step=step, epoch=epoch)
+        reporter.genotype(genotype, step=step, epoch=epoch)
+
+    def state() -> dict[str, Any]:
         return {
-            "stage": "search",
-            "position": at.to_dict(),
             "model": model.state_dict(),
             "weight_opt": weight_opt.state_dict(),
             "arch_opt": arch_opt.state_dict(),
@@ -176,57 +211,10 @@ def search(
             "in_channels": data.in_channels,
         }
 
-    budget = plan_budget(min(weight_rows.numel(), arch_rows.numel()), config.batch_size, config.epochs,
-                         config.min_steps)
-    per_epoch, total_steps = budget.per_epoch, budget.total
-    if at.step == 0:
+    if loop.at.step == 0:
         reporter.event(budget.describe("search"))
         reporter.arch_weights(supernet.arch_weights(), step=0, epoch=0)
-    while at.epoch < config.epochs:
-        model.train()
-        for weight_batch, arch_batch in epoch_batches((weight_rows, arch_rows), budget, runtime.seed, at.epoch)[at.index :]:
-            cosine_lr(weight_opt, config.lr, config.lr_min, at.step / total_steps)
-            supernet.tau = config.tau_max - (config.tau_max - config.tau_min) * at.step / max(1, total_steps - 1)
-            with record_function("search/network_step"):
-                for p in arch_params:
-                    p.requires_grad_(False)
-                loss = batch_loss(weight_batch, step_seed(runtime.seed, at.step, 0))
-                descend(loss, weight_opt, weight_params, config.grad_clip)
-                for p in arch_params:
-                    p.requires_grad_(True)
-
-            arch_seed, train_seed = step_seed(runtime.seed, at.step, 1), step_seed(runtime.seed, at.step, 2)
-            with record_function("search/architecture_step"):
-                arch_opt.zero_grad(set_to_none=True)
-                if config.order == "first":
-                    arch_loss = architect.first_order(arch_params, lambda: batch_loss(arch_batch, arch_seed, True))
-                else:
-                    arch_loss = architect.second_order(
-                        arch_params,
-                        weight_params,
-                        lambda: batch_loss(weight_batch, train_seed),
-                        lambda: batch_loss(arch_batch, arch_seed),
-                        xi=weight_opt.param_groups[0]["lr"],
-                    )
-                arch_opt.step()
-            at.side_losses.append(float(arch_loss.detach()))
-            at.finish_step(reporter, "search", loss, total_steps, per_epoch, checkpoint)
-
-        genotype = supernet.genotype()
-        genotypes.append(genotype)
-        epoch, step = at.epoch, at.step
-        reporter.metric("epoch_loss", sum(at.losses) / len(at.losses), step=step, epoch=epoch, split="train")
-        reporter.metric("epoch_loss", sum(at.side_losses) / len(at.side_losses), step=step, epoch=epoch, split="arch")
-        reporter.metric("lr", weight_opt.param_groups[0]["lr"], step=step, epoch=epoch)
-        weights = supernet.arch_weights()
-        for key, value in search_certainty(weights).as_metrics().items():
-            reporter.metric(key, value, step=step, epoch=epoch, split="arch")
-        reporter.arch_weights(weights, step=step, epoch=epoch)
-        reporter.genotype(genotype, step=step, epoch=epoch)
-        at.next_epoch()
-        reporter.checkpoint(checkpoint(), epoch=epoch)
-        if at.epoch < config.epochs:
-            stop_if_asked(reporter, "search", at, checkpoint)
+    loop.run(step, end_epoch, state)
     final_weights = supernet.arch_weights()
     certainty = search_certainty(final_weights)
     reporter.event(certainty.verdict(), level="info" if certainty.decided else "warning")

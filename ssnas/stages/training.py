@@ -1,21 +1,21 @@
-"""What the three stages share: batches by index, the contrastive loss on views, schedules."""
+"""What the stages share besides their loop (`loop.py`): batches by index, budgets, the contrastive
+loss on views, optimizers and schedules."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ssnas.config.views import ViewConfig
 from ssnas.data.pyramids import FeatureSet, input_nodes
-from ssnas.data.views import ViewConfig, make_views
+from ssnas.data.views import make_views
 from ssnas.errors import SsnasError
 from ssnas.nas.batching import fuse_batches
 from ssnas.objectives import nt_xent
-from ssnas.reporting import Reporter
 
 
 class NonFiniteLoss(SsnasError):
@@ -35,49 +35,6 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 def step_seed(seed: int, step: int, role: int = 0) -> int:
     """Seed of the random views of one step (and one role in it), likewise stateless."""
     return ((seed * 1_000_003 + step) * 8 + role) % (2**63)
-
-
-@dataclass
-class Position:
-    """Where a stage is, at step granularity: what a checkpoint needs to resume exactly."""
-
-    epoch: int = 0
-    index: int = 0  # batches of `epoch` already done
-    step: int = 0  # steps done in the whole stage
-    losses: list[float] = field(default_factory=list)  # this epoch's losses so far
-    side_losses: list[float] = field(default_factory=list)  # a second series (the search's arch loss)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "index": self.index, "step": self.step, "losses": list(self.losses),
-                "side_losses": list(self.side_losses), "torch_rng": torch.get_rng_state()}
-
-    @classmethod
-    def resume(cls, state: dict[str, Any] | None) -> Position:
-        """The position saved in a checkpoint (restoring the global RNG dropout draws from), or the start."""
-        if state is None:
-            return cls()
-        saved = state["position"]
-        torch.set_rng_state(saved["torch_rng"])
-        return cls(saved["epoch"], saved["index"], saved["step"], list(saved["losses"]), list(saved["side_losses"]))
-
-    def next_epoch(self) -> None:
-        self.epoch, self.index, self.losses, self.side_losses = self.epoch + 1, 0, [], []
-
-    def finish_step(self, reporter: Reporter, stage: str, loss: torch.Tensor, total: int, per_epoch: int,
-                    checkpoint: Callable[[], dict[str, Any]]) -> None:
-        """Count the step, log its loss and, between two steps of an epoch, stop if asked to."""
-        self.step += 1
-        self.index += 1
-        self.losses.append(record_step(reporter, stage, loss, self.step, total, self.epoch))
-        if self.index < per_epoch:
-            stop_if_asked(reporter, stage, self, checkpoint)
-
-
-def stop_if_asked(reporter: Reporter, stage: str, position: Position, checkpoint: Callable[[], dict[str, Any]]) -> None:
-    """Between steps: when the run was asked to stop, save where it is and unwind."""
-    if reporter.should_stop():
-        reporter.checkpoint(checkpoint(), epoch=position.epoch)
-        raise StageStopped(f"{stage}: stopped on request after step {position.step}")
 
 
 class NodeData:
@@ -217,13 +174,6 @@ def cosine_lr(optimizer: torch.optim.Optimizer, base: float, minimum: float, pro
         group["lr"] = lr
 
 
-def check_finite(loss: torch.Tensor, stage: str, epoch: int) -> float:
-    value = float(loss.detach())
-    if not math.isfinite(value):
-        raise NonFiniteLoss(f"{stage}: loss became {value} in epoch {epoch}; lower the learning rate")
-    return value
-
-
 def descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[nn.Parameter], grad_clip: float) -> None:
     """One clipped gradient step on `params`."""
     optimizer.zero_grad(set_to_none=True)
@@ -231,10 +181,3 @@ def descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[n
     nn.utils.clip_grad_norm_(params, grad_clip)
     optimizer.step()
 
-
-def record_step(reporter: Reporter, stage: str, loss: torch.Tensor, step: int, total: int, epoch: int) -> float:
-    """Check the step's loss, log it and move the progress line; returns it as a float."""
-    value = check_finite(loss, stage, epoch)
-    reporter.metric("loss", value, step=step, epoch=epoch, split="train")
-    reporter.progress(stage, step, total, value)
-    return value

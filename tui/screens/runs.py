@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets.data_table import ColumnKey
 
-from ssnas.runs.format import duration, elapsed_seconds, number, percent
+from ssnas.runs.format import duration, elapsed_seconds, number, percent, stage_text
 
 if TYPE_CHECKING:
     from tui.host import Dashboard
@@ -91,7 +91,7 @@ def run_cells(run: dict, now: float, marked: bool = False) -> dict[str, Any]:
     return {  # Text, never str: the table reads a str as markup (a sweep's "tiny[label_ratio=0.1]" lost its [...])
         "group": Text((run.get("group_id") or "-")[:12], style="dim"),
         "id": RunIdText(run["id"], marked), "name": Text(run.get("name") or "-"),
-        "stage": Text(run.get("stage") or "-"), "objective": Text(run.get("objective") or "-"),
+        "stage": Text(stage_text(run)), "objective": Text(run.get("objective") or "-"),
         "dataset": Text(run.get("dataset") or "-"), "r": Text(number(run.get("label_ratio"), "g")),
         "node": middle_ellipsis(run.get("node") or "-", NODE_WIDTH),  # where the worker ran (a Ray node or this host)
         "status": status_cell(run.get("status") or "?"),

@@ -22,7 +22,7 @@ _HOMES = {
     "LogView": "tui.widgets.log_view",
 }
 
-__all__ = list(_HOMES)
+__all__ = ["ArchHeatmap", "GenotypeDiffView", "GenotypeGraph", "LogView", "MetricCurves"]
 
 
 def __getattr__(name: str) -> Any:

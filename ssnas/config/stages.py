@@ -1,4 +1,4 @@
-"""Settings of the three stages as frozen dataclasses (torch-free, so recipes can build them)."""
+"""Settings of the three stages (the recipe's `[search]`, `[pretrain]`, `[finetune]`) as frozen dataclasses."""
 
 from __future__ import annotations
 

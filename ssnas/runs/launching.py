@@ -1,0 +1,297 @@
+"""Starting runs, for every front end: submit a recipe, resume a run, rerun runs, and the folder's queue.
+
+Each call only writes queued rows and then makes sure the runs folder's scheduler runs
+(`ensure_scheduler`, ssnas.scheduling.daemon): one process per folder starts every queued run
+within the folder's settings, whoever queued it. `max_parallel` and `gpus` given to a call change
+those settings for the folder (None leaves them as they are). Everything is checked before the
+first row is written; errors are `SsnasError`s with one-line messages. Torch-free, click-free, and
+nothing here prints: the front ends render what these return.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ssnas.errors import SsnasError
+from ssnas.registry import Registry
+from ssnas.run_record import ACTIVE, Run
+from ssnas.runs.actions import CANCELLED, RESUMABLE, Outcome, kill, refusal
+from ssnas.scheduling.daemon import ensure_scheduler
+from ssnas.scheduling.scheduler import LOCAL, Waiting, waiting_reasons
+from ssnas.scheduling.state import SchedulerState, read_state, update_settings
+
+if TYPE_CHECKING:
+    from ssnas.cluster import RayOptions
+
+__all__ = ["RESUMABLE", "LaunchOptions", "Launched", "Queue", "submit", "resume", "rerun", "cancel", "wait_for",
+           "queue", "cancel_queued"]
+
+SCHEDULER_CHECK_S = 2.0  # how often a follower makes sure the folder still has a scheduler
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How what is queued runs: the folder's settings to change (None keeps them), and Ray's options."""
+
+    max_parallel: int | None = None  # local workers at once
+    gpus: tuple[str, ...] | None = None  # GPU slots; () for the CPU only
+    ray: RayOptions | None = None  # Ray runs: the cluster and what each run asks for (None: the defaults)
+
+
+@dataclass(frozen=True)
+class Launched:
+    """What a launch queued: the run ids in start order, one line for people, and the folder's scheduler."""
+
+    run_ids: tuple[str, ...]
+    message: str
+    group_id: str | None = None
+    scheduler: SchedulerState | None = None
+
+
+def submit(runs_dir: Path, recipe_path: str, overrides: Sequence[str] = (), options: LaunchOptions = LaunchOptions(),
+           *, share: bool = True, reuse: bool = False) -> Launched:
+    """Validate a recipe and queue its runs (see ssnas.submit), then make sure the folder's scheduler runs.
+
+    A bad recipe, an unreachable Ray cluster or Ray not installed is an error before the registry is
+    touched (a missing registry is not created).
+    """
+    from ssnas.recipe import load_recipe
+    from ssnas.submit import submit as queue_recipe
+
+    loaded = load_recipe(recipe_path, overrides)
+    ray = _ray_options(runs_dir, [loaded.run.executor], options)
+    registry = _registry(runs_dir, create=True)
+    try:
+        done = queue_recipe(registry, runs_dir, recipe_path, overrides, share=share, reuse=reuse)
+        _store_ray_options(registry, done.queued, ray)
+    finally:
+        registry.close()
+    message = f"group {done.group_id}: {len(done.queued)} run(s) queued"
+    if done.reused:
+        message += f", {len(done.reused)} earlier run(s) reused"
+    state = ensure_scheduler(runs_dir, options.max_parallel, options.gpus) if done.queued else None
+    return Launched(tuple(done.queued), message, done.group_id, state)
+
+
+def resume(runs_dir: Path, run_id: str, options: LaunchOptions = LaunchOptions()) -> Launched:
+    """Queue a killed, failed or lost run again under its id (it continues from its checkpoint), with its
+    queued or resumable children in chain. A queued run is the scheduler's already: it is adopted."""
+    registry = _registry(runs_dir)
+    try:
+        run = registry.get_run(run_id)
+        if run.status == "queued":
+            state = ensure_scheduler(runs_dir, options.max_parallel, options.gpus)
+            return Launched((run.id,), f"{run.short_id} is queued: the folder's scheduler starts it", None, state)
+        refused = refusal("resume", run)
+        if refused is not None:
+            raise SsnasError(refused)
+        chain = [run]
+        while True:
+            children = [c for c in registry.children(chain[-1].id) if c.status in ("queued", *RESUMABLE)]
+            if not children:
+                break
+            chain.append(registry.get_run(children[0].id))
+        ray = _ray_options(runs_dir, [member.executor for member in chain], options, stored=chain[0])
+        for member in chain:
+            registry.update_run(member.id, status="queued", error=None, ended_at=None)
+        _store_ray_options(registry, [member.id for member in chain], ray)
+    finally:
+        registry.close()
+    state = ensure_scheduler(runs_dir, options.max_parallel, options.gpus)
+    more = f" with {len(chain) - 1} child run(s)" if len(chain) > 1 else ""
+    return Launched(tuple(m.id for m in chain), f"{run.short_id} queued again{more}", run.group_id, state)
+
+
+def rerun(runs_dir: Path, run_ids: Sequence[str] = (), *, failed: bool = False,
+          options: LaunchOptions = LaunchOptions()) -> Launched:
+    """Queue runs again from the start as new runs with the same config (and parent; a child rerun with its
+    parent hangs under the parent's new run): the given ones, or with `failed` every failed, killed and lost."""
+    if failed == bool(run_ids):
+        raise SsnasError("rerun: give run ids or failed runs, not both")
+    registry = _registry(runs_dir)
+    try:
+        chosen = registry.runs(status=list(RESUMABLE)) if failed else [registry.get_run(r) for r in run_ids]
+        originals = sorted((registry.get_run(run.id) for run in chosen), key=lambda r: r.created_at)
+        if not originals:
+            return Launched((), "nothing to rerun")
+        ray = _ray_options(runs_dir, [original.executor for original in originals], options, stored=originals[0])
+        renamed: dict[str, str] = {}
+        for original in originals:
+            new_id = registry.create_run(
+                name=original.name, stage=original.stage, config=original.config or {},
+                recipe_path=original.recipe_path, objective=original.objective, dataset=original.dataset,
+                label_ratio=original.label_ratio, seed=original.seed, group_id=original.group_id,
+                parent_id=renamed.get(original.parent_id or "", original.parent_id),
+                tags=[*original.tags, f"rerun-of:{original.short_id}"], git_commit=original.git_commit,
+                host=original.host, versions=original.versions, executor=original.executor)
+            registry.update_run(new_id, run_dir=str(Path(runs_dir) / new_id))
+            renamed[original.id] = new_id
+        _store_ray_options(registry, list(renamed.values()), ray)
+    finally:
+        registry.close()
+    state = ensure_scheduler(runs_dir, options.max_parallel, options.gpus)
+    return Launched(tuple(renamed.values()), f"{len(renamed)} run(s) queued again", None, state)
+
+
+def cancel(runs_dir: Path, run_ids: Sequence[str]) -> list[Outcome]:
+    """Stop these runs (a submission interrupted): running workers checkpoint and end killed, queued runs end
+    killed without starting; runs already ended are left as they are."""
+    registry = _registry(runs_dir)
+    try:
+        active = [run for run in (registry.get_run(r) for r in run_ids) if run.status in ACTIVE]
+        return kill(registry, runs_dir, active) if active else []
+    finally:
+        registry.close()
+
+
+def wait_for(runs_dir: Path, run_ids: Sequence[str], on_tick: Callable[[], None] | None = None,
+             interval: float = 0.25, timeout: float | None = None) -> bool:
+    """Until every run of `run_ids` has ended (True), or `timeout` seconds (False); `on_tick` after each look.
+
+    Meanwhile it makes sure the folder still has a scheduler, so that runs whose scheduler died are
+    adopted rather than left queued.
+    """
+    registry = Registry(Path(runs_dir) / "registry.db", create=False, readonly=True)
+    started = checked = time.monotonic()
+    pending = list(run_ids)
+    try:
+        while True:
+            if on_tick is not None:
+                on_tick()
+            pending = [r for r in pending if not registry.get_run(r).terminal]
+            if not pending:
+                return True
+            now = time.monotonic()
+            if timeout is not None and now - started >= timeout:
+                return False
+            if now - checked >= SCHEDULER_CHECK_S:
+                ensure_scheduler(runs_dir)
+                checked = now
+            time.sleep(interval)
+    finally:
+        registry.close()
+
+
+# -- the queue -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The folder's scheduler (alive or not, and its settings) and its runs: running ones, then queued ones in
+    start order with why each waits."""
+
+    scheduler: SchedulerState
+    running: list[Run] = field(default_factory=list)
+    waiting: list[Waiting] = field(default_factory=list)
+    started_scheduler: bool = False  # this call started one, for queued runs that had none
+
+
+def queue(runs_dir: Path, max_parallel: int | None = None, gpus: tuple[str, ...] | None = None,
+          adopt: bool = True) -> Queue:
+    """The queue of the folder, after changing the settings given; with `adopt`, queued runs without a
+    scheduler get one (it starts them)."""
+    runs_dir = Path(runs_dir)
+    if max_parallel is not None or gpus is not None:
+        if not runs_dir.is_dir():
+            raise SsnasError(f"{runs_dir}: no such runs folder")
+        update_settings(runs_dir, max_parallel, gpus)
+    state = read_state(runs_dir)
+    if not (runs_dir / "registry.db").exists():
+        return Queue(state)
+    registry = Registry(runs_dir / "registry.db", create=False, readonly=True)
+    try:
+        queued = registry.runs(status="queued", sort="created_at")
+        running = registry.runs(status="running", sort="started_at")
+        started = False
+        if queued and not state.alive and adopt:
+            state = ensure_scheduler(runs_dir)
+            started = True
+        parents = {}
+        for run in queued:
+            if run.parent_id and run.parent_id not in parents:
+                parents[run.parent_id] = _status(registry, run.parent_id)
+    finally:
+        registry.close()
+    parallel = state.parallel or _planned_parallel(state)
+    return Queue(state, running, waiting_reasons(queued, running, parents, parallel), started)
+
+
+def cancel_queued(runs_dir: Path, run_ids: Sequence[str] = (), everything: bool = False) -> list[Outcome]:
+    """Take queued runs off the queue (they end killed, "cancelled before it started"): the given ones, or
+    with `everything` all of the folder's. A run that is not queued is left as it is (say `kill` for it)."""
+    registry = _registry(runs_dir)
+    try:
+        targets = registry.runs(status="queued", sort="created_at") if everything else \
+            [registry.get_run(r) for r in run_ids]
+        outcomes = []
+        for run in targets:
+            if run.status != "queued":
+                outcomes.append(Outcome(run.id, False, f"{run.short_id} is {run.status}, not queued"))
+                continue
+            registry.finish_run(run.id, "killed", error=CANCELLED)
+            outcomes.append(Outcome(run.id, True, f"{run.short_id} cancelled"))
+        return outcomes
+    finally:
+        registry.close()
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _registry(runs_dir: Path, create: bool = False) -> Registry:
+    if create:
+        Path(runs_dir).mkdir(parents=True, exist_ok=True)
+    return Registry(Path(runs_dir) / "registry.db", create=create)
+
+
+def _status(registry: Registry, run_id: str) -> str:
+    try:
+        return registry.get_run(run_id).status
+    except SsnasError:
+        return "deleted"
+
+
+def _planned_parallel(state: SchedulerState) -> int:
+    """Workers at once by the settings alone (no scheduler says what it applies; GPUs are not looked for)."""
+    settings = state.settings
+    if settings.gpus:
+        return max(1, min(settings.max_parallel or len(settings.gpus), len(settings.gpus)))
+    return settings.max_parallel or 1
+
+
+def _ray_options(runs_dir: Path, executors: Sequence[str], options: LaunchOptions,
+                 stored: Run | None = None) -> RayOptions | None:
+    """The Ray options to store with the runs when they go to Ray (None when they run here), checked now:
+    Ray installed, the cluster reachable (its address resolved), no local GPUs asked for.
+
+    What each run asks for is what is given now (a run resumed or rerun after its node died must not
+    ask for that node's resources again); without an address, the cluster `stored`'s run went to.
+    """
+    names = sorted(set(executors))
+    if len(names) > 1:
+        raise SsnasError(f"these runs use different executors ({', '.join(names)}): start them separately")
+    if names == [LOCAL] or not names:
+        return None
+    if names != ["ray"]:
+        raise SsnasError(f"unknown executor {names[0]!r} (this ssnas runs local and ray)")
+    if options.gpus is not None:
+        raise SsnasError("--gpus picks this machine's GPUs; Ray gives each run its own")
+    import dataclasses
+
+    from ssnas.cluster import RayOptions, connect, import_ray
+
+    import_ray()  # not installed: one line, before the registry is touched
+    chosen = options.ray or RayOptions()
+    address = connect(chosen.address or (RayOptions.from_json(stored.ray_options).address if stored else None),
+                      Path(runs_dir))
+    return dataclasses.replace(chosen, address=address)
+
+
+def _store_ray_options(registry: Registry, run_ids: Sequence[str], ray: RayOptions | None) -> None:
+    if ray is not None:
+        for run_id in run_ids:
+            registry.update_run(run_id, ray_options=ray.to_json())
