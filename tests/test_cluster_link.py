@@ -8,8 +8,9 @@ from multiprocessing.connection import Connection
 
 import pytest
 
-from ssnas.cluster.link import LINK_LOST, HeadLink, serve
+from ssnas.cluster.link import HeadLink, serve
 from ssnas.errors import RegistryError
+from ssnas.scheduling.executor import WorkerExit
 
 
 @pytest.fixture
@@ -67,4 +68,18 @@ def test_a_worker_whose_task_is_gone_exits_at_once():
             "HeadLink(Connection(ours.detach())).heartbeat('r1')\n"
             "print('still here')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == LINK_LOST and "still here" not in done.stdout and "gone" in done.stderr
+    assert done.returncode == WorkerExit.LINK_LOST and "still here" not in done.stdout and "gone" in done.stderr
+
+
+def test_one_contract_for_the_registry_file_and_the_link():
+    """What a worker may ask of the registry is `WorkerRecords`: the registry has it all, the head answers it."""
+    from ssnas.cluster.head import RegistryHead
+    from ssnas.cluster.link import LINK_CALLS
+    from ssnas.records import RECORD_CALLS
+    from ssnas.registry import Registry
+
+    assert {"start_run", "finish_run", "add_metrics", "heartbeat"} <= RECORD_CALLS and "close" not in RECORD_CALLS
+    assert all(callable(getattr(Registry, name)) for name in RECORD_CALLS)
+    assert LINK_CALLS == RECORD_CALLS | {"ship_files"}
+    with pytest.raises(Exception, match="not a registry call a worker may make"):
+        RegistryHead("/nonexistent").record("delete_run", "r1")

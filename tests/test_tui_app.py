@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from ssnas.registry import Registry
+from ssnas.run_record import Run
 from tests.e2e import ssnas, tiny_recipe
 from tui.app import SsnasApp
 from tui.screens.compare import CompareScreen
@@ -122,9 +123,10 @@ def test_sort_cycles_and_groups_keep_sweeps_together(finished):
 
 
 def test_order_and_match_helpers():
-    runs = [{"id": "a", "created_at": 1, "best_f1": None, "group_id": "g1", "name": "x", "tags": ["best"]},
-            {"id": "b", "created_at": 2, "best_f1": 0.5, "group_id": "g2", "name": "y", "tags": []},
-            {"id": "c", "created_at": 3, "best_f1": 0.7, "group_id": "g1", "name": "z", "tags": []}]
+    runs = [Run(id="a", created_at=1, best_f1=None, group_id="g1", name="x", tags=["best"], stage="search",
+                status="finished"),
+            Run(id="b", created_at=2, best_f1=0.5, group_id="g2", name="y", stage="search", status="finished"),
+            Run(id="c", created_at=3, best_f1=0.7, group_id="g1", name="z", stage="search", status="finished")]
     assert order_runs(runs, "f1", True, False, 0) == ["c", "b", "a"]  # missing values last
     assert order_runs(runs, "f1", False, False, 0) == ["b", "c", "a"]
     assert order_runs(runs, "created", True, True, 0) == ["c", "a", "b"]  # g1 holds the newest run

@@ -164,9 +164,10 @@ class RunFeed:
     `poll()` is called from one worker thread at a time and returns only what is new.
     """
 
-    def __init__(self, reader: RegistryReader, run: Run) -> None:
+    def __init__(self, reader: RegistryReader, run_id: str) -> None:
         self.reader = reader
-        self.run = run
+        self.run_id = run_id
+        self.run: Run | None = None  # read on the first poll
         self.metrics_after = 0
         self.events_after = 0
         self.log_offset: int | None = None
@@ -176,6 +177,7 @@ class RunFeed:
         self.first = True
 
     def poll(self, run: Run | None = None) -> RunUpdate:
+        """What is new; `run` is the app's latest row of it, when it has one."""
         if run is not None:
             self.run = run
         update = RunUpdate()
@@ -186,7 +188,7 @@ class RunFeed:
                 if update.gone:
                     return update
                 self.first = False
-            run_id = self.run.id
+            run_id = self.run_id
             update.metrics = registry.metrics(run_id, after=self.metrics_after)
             if update.metrics:
                 self.metrics_after = update.metrics[-1]["rowid"]
@@ -205,7 +207,7 @@ class RunFeed:
         from ssnas.errors import RegistryError
 
         try:
-            full = registry.get_run(self.run.id)
+            full = registry.get_run(self.run_id)
         except RegistryError as error:
             if "no run" in str(error):
                 update.gone = True
@@ -218,15 +220,15 @@ class RunFeed:
 
     def _read_arch(self, registry: Registry) -> dict[int, list[dict]]:
         """New epochs, and the last epoch seen again while the run goes on (it may log it twice)."""
-        epochs = registry.arch_epochs(self.run.id)
+        epochs = registry.arch_epochs(self.run_id)
         if not epochs:
             return {}
         wanted = [e for e in epochs if e not in self.arch_epochs]
-        if self.arch_epochs and self.run.status in ("running", "queued"):
+        if self.arch_epochs and self.run is not None and self.run.status in ("running", "queued"):
             wanted.append(max(self.arch_epochs))
         out: dict[int, list[dict]] = {}
         for epoch in sorted(set(wanted)):
-            rows = registry.arch_weights(self.run.id, epoch)
+            rows = registry.arch_weights(self.run_id, epoch)
             if rows:
                 last_step = rows[-1]["step"]
                 out[epoch] = [r for r in rows if r["step"] == last_step]
@@ -234,11 +236,11 @@ class RunFeed:
         return out
 
     def _read_genotype(self, registry: Registry) -> GenotypeFound | None:
-        row = registry.latest_genotype(self.run.id)
+        row = registry.latest_genotype(self.run_id)
         if row is not None:
             key: object = ("row", row["rowid"])
         else:
-            path = run_folder(self.reader.runs_dir, self.run) / "genotype.json"
+            path = self._folder() / "genotype.json"
             try:
                 stat = path.stat()
                 key = ("file", stat.st_mtime_ns, stat.st_size)
@@ -247,11 +249,17 @@ class RunFeed:
         if key == self.genotype_key:
             return None
         self.genotype_key = key
+        assert self.run is not None  # read before the genotype
         return run_genotype(registry, self.reader.runs_dir, self.run)
+
+    def _folder(self) -> Path:
+        if self.run is None:  # not read yet: where a run's folder is by default
+            return self.reader.runs_dir / self.run_id
+        return run_folder(self.reader.runs_dir, self.run)
 
     def _read_log(self) -> list[str]:
         """Complete new lines of log.txt after the offset (opening at its last 64 KB)."""
-        path = run_folder(self.reader.runs_dir, self.run) / "log.txt"
+        path = self._folder() / "log.txt"
         try:
             with path.open("rb") as file:
                 size = file.seek(0, os.SEEK_END)

@@ -30,8 +30,9 @@ class GenotypeFound:
     """A run's genotype and where it came from (`where`), or why there is none (`error` for a broken one)."""
 
     genotype: Genotype | None
-    where: str
+    where: str  # in full: "epoch 3, step 40" or the genotype.json path
     error: str | None = None
+    brief: str = ""  # for a narrow screen: "run 3f2a9c01, epoch 3" or "run 3f2a9c01, genotype.json"
 
 
 def run_genotype(registry: Registry, runs_dir: Path, run: Run) -> GenotypeFound:
@@ -47,10 +48,11 @@ def run_genotype(registry: Registry, runs_dir: Path, run: Run) -> GenotypeFound:
         row = registry.latest_genotype(run.id)
         if row is not None:
             genotype = Genotype.from_json(row["genotype"], where=f"run {run.short_id} epoch {row['epoch']}")
-            return GenotypeFound(genotype, f"epoch {row['epoch']}, step {row['step']}")
+            brief = f"run {run.short_id}, epoch {row['epoch']}"
+            return GenotypeFound(genotype, f"epoch {row['epoch']}, step {row['step']}", brief=brief)
         path = run_folder(runs_dir, run) / GENOTYPE_FILE
         if path.is_file():
-            return GenotypeFound(Genotype.load(path), str(path))
-        return GenotypeFound(None, f"run {run.short_id}")
+            return GenotypeFound(Genotype.load(path), str(path), brief=f"run {run.short_id}, {GENOTYPE_FILE}")
+        return GenotypeFound(None, f"run {run.short_id}", brief=f"run {run.short_id}")
     except (SsnasError, OSError, ValueError) as error:
-        return GenotypeFound(None, f"run {run.short_id}", str(error))
+        return GenotypeFound(None, f"run {run.short_id}", str(error), brief=f"run {run.short_id}")

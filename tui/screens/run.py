@@ -20,7 +20,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs
 
 from ssnas.run_record import Run
-from ssnas.runs.format import config_lines, duration, elapsed_seconds, field_lines, number, percent, run_fields
+from ssnas.runs.format import (config_lines, duration, elapsed_seconds, field_lines, number, percent, run_fields,
+                               status_text)
 from ssnas.runs.lookup import GenotypeFound, run_folder, run_genotype
 from tui.data import BASELINE, RunFeed, RunUpdate, baseline_genotype
 from tui.screens.runs import STATUS_STYLES
@@ -66,10 +67,11 @@ class RunScreen(Screen):
             self.update = update
 
     class DiffLoaded(Message):
-        def __init__(self, target: str, found: GenotypeFound) -> None:
+        def __init__(self, target: str, found: GenotypeFound, label: str) -> None:
             super().__init__()
             self.target = target
             self.found = found
+            self.label = label  # what the diff calls the other side
 
     def __init__(self, run_id: str) -> None:
         super().__init__(id="run-screen")
@@ -91,9 +93,9 @@ class RunScreen(Screen):
         return self.app  # type: ignore[return-value]
 
     @property
-    def run(self) -> Run | dict:
-        """The run's latest row, or only its id before the first poll found it."""
-        return self.ssnas.runs.get(self.run_id) or {"id": self.run_id}
+    def run(self) -> Run | None:
+        """The run's latest row (None before the app's first poll found it)."""
+        return self.ssnas.runs.get(self.run_id)
 
     def target_run_id(self) -> str | None:
         return None if self.gone else self.run_id
@@ -151,7 +153,7 @@ class RunScreen(Screen):
         self.log_view = self.query_one(LogView)
         self.notes = {name: self.query_one(f"#{name}", Static)
                       for name in ("curve-keys", "genotype-note", "diff-note", "info-text")}
-        self.feed = RunFeed(self.ssnas.reader, self.run)
+        self.feed = RunFeed(self.ssnas.reader, self.run_id)
         self._show_info()
         self._load_diff_target()
         self.set_interval(self.ssnas.poll_interval, self._poll)
@@ -171,7 +173,7 @@ class RunScreen(Screen):
             self._feed(self.run)
 
     @work(thread=True, exclusive=True, group="run-feed", exit_on_error=False)
-    def _feed(self, run: dict) -> None:
+    def _feed(self, run: Run | None) -> None:
         assert self.feed is not None
         self.post_message(self.Fed(self.feed.poll(run)))
 
@@ -208,7 +210,8 @@ class RunScreen(Screen):
         if self.run_id in deleted:
             self._mark_gone()
         elif self.run_id in changed:
-            if self.feed is not None and self.run.get("started_at") != self.feed.run.get("started_at"):
+            started = [run.started_at if run else None for run in (self.run, self.feed and self.feed.run)]
+            if self.feed is not None and started[0] != started[1]:
                 self._restart_feed()
             self._show_header()
             self._show_info()
@@ -217,13 +220,13 @@ class RunScreen(Screen):
         """A resumed run logs its steps after the checkpoint again: read its series afresh (the log goes on)."""
         assert self.feed is not None
         log_offset, log_partial = self.feed.log_offset, self.feed.log_partial
-        self.feed = RunFeed(self.ssnas.reader, self.run)
+        self.feed = RunFeed(self.ssnas.reader, self.run_id)
         self.feed.log_offset, self.feed.log_partial = log_offset, log_partial
         self.series.clear()
         self.heatmap.set_weights({})
 
     def clock_tick(self) -> None:
-        if self.ready and self.run.get("status") == "running":
+        if self.ready and self.run is not None and self.run.status == "running":
             self._show_header()
 
     def _mark_gone(self) -> None:
@@ -237,16 +240,19 @@ class RunScreen(Screen):
         if self.gone:
             return
         run = self.run
-        status = run.get("status") or "?"
         line = Text()
         line.append(self.run_id[:8], style="bold")
-        line.append(f"  {run.get('name') or '-'}  {run.get('stage') or '-'}  ")
-        line.append("lost!" if status == "lost" else status, style=STATUS_STYLES.get(status, ""))
-        line.append(f"  {percent(run.get('progress'))}  {duration(elapsed_seconds(run, self.ssnas.clock()))}")
-        line.append(f"  loss {number(run.get('latest_loss'))}  best F1 {number(run.get('best_f1'), '.3f')}")
-        if run.get("test_f1") is not None:
-            line.append(f"  test F1 {run['test_f1']:.3f}")
-        problem = error or run.get("error")
+        if run is None:
+            line.append("  (reading ...)")
+            self.header.update(line)
+            return
+        line.append(f"  {run.name or '-'}  {run.stage or '-'}  ")
+        line.append(status_text(run.status), style=STATUS_STYLES.get(run.status, ""))
+        line.append(f"  {percent(run.progress)}  {duration(elapsed_seconds(run, self.ssnas.clock()))}")
+        line.append(f"  loss {number(run.latest_loss)}  best F1 {number(run.best_f1, '.3f')}")
+        if run.test_f1 is not None:
+            line.append(f"  test F1 {run.test_f1:.3f}")
+        problem = error or run.error
         if problem:
             line.append("\n")
             line.append(str(problem), style="red")
@@ -256,7 +262,7 @@ class RunScreen(Screen):
         if self.feed is None:  # not started: the panes are not mounted yet
             return
         run = self.run
-        fields = run_fields(run, run_folder(self.ssnas.runs_dir, run)) if isinstance(run, Run) else [("id", self.run_id)]
+        fields = run_fields(run, run_folder(self.ssnas.runs_dir, run)) if run is not None else [("id", self.run_id)]
         text = Text("\n".join(field_lines(fields)))
         text.append("\n\nrecipe (resolved)\n", style="bold")
         text.append(self.config_text if isinstance(self.config_text, Text) else Text(self.config_text))
@@ -305,14 +311,14 @@ class RunScreen(Screen):
                 note.update("no genotype yet (a search logs one per epoch)")
         else:
             graph.set_genotype(found.genotype)
-            note.update(Text(f"genotype of {found.where}", style="dim"))
+            note.update(Text(f"genotype of {found.brief or found.where}", style="dim"))
         self._show_diff()
 
     # -- the diff and what it compares with
 
     def diff_targets(self) -> list[str]:
         targets = ["baseline"]
-        if self.run.get("parent_id"):
+        if self.run is not None and self.run.parent_id:
             targets.append("parent")
         targets += [f"run:{run_id}" for run_id in self.ssnas.marked if run_id != self.run_id]
         return targets
@@ -320,7 +326,7 @@ class RunScreen(Screen):
     def _load_diff_target(self) -> None:
         target = self.diff_target
         if target == "parent":
-            other_id = self.run.get("parent_id")
+            other_id = self.run.parent_id if self.run is not None else None
         elif target.startswith("run:"):
             other_id = target[4:]
         else:
@@ -338,17 +344,14 @@ class RunScreen(Screen):
                 found = run_genotype(registry, self.ssnas.runs_dir, other)
             except Exception as error:  # noqa: BLE001
                 found = GenotypeFound(None, f"run {other_id[:8]}", str(error))
-        self.post_message(self.DiffLoaded(target, found))
+        self.post_message(self.DiffLoaded(target, found, BASELINE if other_id is None else other_id[:8]))
 
     @on(DiffLoaded)
     def _diff_loaded(self, message: DiffLoaded) -> None:
         if message.target != self.diff_target:
             return
         self.other = message.found
-        if message.target == "baseline":
-            self.other_label = BASELINE
-        else:
-            self.other_label = message.found.where.removeprefix("run ").split(",")[0]
+        self.other_label = message.label
         self._show_diff()
 
     def _show_diff(self) -> None:
@@ -383,7 +386,7 @@ class RunScreen(Screen):
                                  style="dim"))
                 return
         view.display = True
-        source = "" if other.where == what else f" ({other.where})"
+        source = "" if other.where == what else f" ({other.brief or other.where})"
         note.update(Text(f"diff vs {what}{source}{hint}", style="dim"))
         view.set_diff(mine.genotype, theirs, self.run_id[:8], self.other_label)
 

@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets.data_table import ColumnKey
 
+from ssnas.run_record import Run
 from ssnas.runs.format import duration, elapsed_seconds, number, percent, stage_text
 
 if TYPE_CHECKING:
@@ -45,20 +46,20 @@ NODE_WIDTH = 16  # a long host name is shortened in the middle
 NARROW_NAME = 14  # and shortens long names in the middle, so that the scores stay on an 80-column screen
 
 # What each sort key orders by (None sorts last in either direction), and its first direction.
-SORTS: dict[str, tuple[Callable[[dict, float], Any], bool]] = {
-    "created": (lambda run, now: run.get("created_at"), True),
-    "id": (lambda run, now: run["id"], False),
-    "name": (lambda run, now: run.get("name"), False),
-    "stage": (lambda run, now: run.get("stage"), False),
-    "objective": (lambda run, now: run.get("objective"), False),
-    "dataset": (lambda run, now: run.get("dataset"), False),
-    "r": (lambda run, now: run.get("label_ratio"), False),
-    "node": (lambda run, now: run.get("node"), False),
-    "status": (lambda run, now: STATUS_ORDER.get(run.get("status"), 99), False),
-    "progress": (lambda run, now: run.get("progress"), True),
+SORTS: dict[str, tuple[Callable[[Run, float], Any], bool]] = {
+    "created": (lambda run, now: run.created_at, True),
+    "id": (lambda run, now: run.id, False),
+    "name": (lambda run, now: run.name, False),
+    "stage": (lambda run, now: run.stage, False),
+    "objective": (lambda run, now: run.objective, False),
+    "dataset": (lambda run, now: run.dataset, False),
+    "r": (lambda run, now: run.label_ratio, False),
+    "node": (lambda run, now: run.node, False),
+    "status": (lambda run, now: STATUS_ORDER.get(run.status, 99), False),
+    "progress": (lambda run, now: run.progress, True),
     "elapsed": (lambda run, now: elapsed_seconds(run, now), True),
-    "loss": (lambda run, now: run.get("latest_loss"), False),
-    "f1": (lambda run, now: run.get("best_f1"), True),
+    "loss": (lambda run, now: run.latest_loss, False),
+    "f1": (lambda run, now: run.best_f1, True),
 }
 SEARCHED_FIELDS = ("id", "name", "stage", "objective", "dataset", "status", "group_id", "parent_id", "device", "host",
                    "node", "executor")
@@ -85,20 +86,20 @@ def progress_text(progress: float | None) -> str:
     return percent(progress)
 
 
-def run_cells(run: dict, now: float, marked: bool = False) -> dict[str, Any]:
+def run_cells(run: Run, now: float, marked: bool = False) -> dict[str, Any]:
     """A run's table cells by column key."""
-    progress = progress_text(run.get("progress"))
+    progress = progress_text(run.progress)
     return {  # Text, never str: the table reads a str as markup (a sweep's "tiny[label_ratio=0.1]" lost its [...])
-        "group": Text((run.get("group_id") or "-")[:12], style="dim"),
-        "id": RunIdText(run["id"], marked), "name": Text(run.get("name") or "-"),
-        "stage": Text(stage_text(run)), "objective": Text(run.get("objective") or "-"),
-        "dataset": Text(run.get("dataset") or "-"), "r": Text(number(run.get("label_ratio"), "g")),
-        "node": middle_ellipsis(run.get("node") or "-", NODE_WIDTH),  # where the worker ran (a Ray node or this host)
-        "status": status_cell(run.get("status") or "?"),
+        "group": Text((run.group_id or "-")[:12], style="dim"),
+        "id": RunIdText(run.id, marked), "name": Text(run.name or "-"),
+        "stage": Text(stage_text(run)), "objective": Text(run.objective or "-"),
+        "dataset": Text(run.dataset or "-"), "r": Text(number(run.label_ratio, "g")),
+        "node": middle_ellipsis(run.node or "-", NODE_WIDTH),  # where the worker ran (a Ray node or this host)
+        "status": status_cell(run.status or "?"),
         "progress": Text(progress, justify="right"),
         "elapsed": Text(duration(elapsed_seconds(run, now)), justify="right"),
-        "loss": Text(number(run.get("latest_loss")), justify="right"),
-        "f1": Text(number(run.get("best_f1"), ".3f"), justify="right"),
+        "loss": Text(number(run.latest_loss), justify="right"),
+        "f1": Text(number(run.best_f1, ".3f"), justify="right"),
     }
 
 
@@ -114,42 +115,42 @@ def cell_width(value: Any) -> int:
     return value.cell_len if isinstance(value, Text) else cell_len(str(value))
 
 
-def run_matches(run: dict, words: Sequence[str]) -> bool:
+def run_matches(run: Run, words: Sequence[str]) -> bool:
     """Every word of the filter is in one of the run's fields or tags (case-insensitive);
     `field:value` (or `field=value`) looks in that field only, e.g. status:running, tag:best."""
     for word in words:
         field, sep, value = word.partition(":") if ":" in word else word.partition("=")
         if sep and field:
             if field in ("tag", "tags"):
-                found = any(value in str(t).lower() for t in run.get("tags") or [])
+                found = any(value in str(t).lower() for t in run.tags)
             elif field == "r":
-                found = value in number(run.get("label_ratio"), "g")
+                found = value in number(run.label_ratio, "g")
             else:
                 found = value in str(run.get(field, "")).lower()
         else:
             haystack = " ".join(str(run.get(f) or "") for f in SEARCHED_FIELDS) + " " + " ".join(
-                str(t) for t in run.get("tags") or [])
+                str(t) for t in run.tags)
             found = word in haystack.lower()
         if not found:
             return False
     return True
 
 
-def order_runs(runs: Iterable[dict], sort: str, reverse: bool, grouped: bool, now: float) -> list[str]:
+def order_runs(runs: Iterable[Run], sort: str, reverse: bool, grouped: bool, now: float) -> list[str]:
     """Run ids in display order: by `sort` (values missing last), groups (newest first) kept together."""
     value_of = SORTS[sort][0]
     keyed = [(value_of(run, now), run) for run in runs]
     present = sorted((p for p in keyed if p[0] is not None), key=lambda p: (p[0], p[1]["id"]), reverse=reverse)
     ordered = [run for _, run in present] + sorted((run for value, run in keyed if value is None),
-                                                   key=lambda run: run["id"])
+                                                   key=lambda run: run.id)
     if grouped:
         newest: dict[str, float] = {}
         for run in ordered:
-            group = run.get("group_id") or run["id"]
-            newest[group] = max(newest.get(group, 0.0), run.get("created_at") or 0.0)
+            group = run.group_id or run.id
+            newest[group] = max(newest.get(group, 0.0), run.created_at or 0.0)
         rank = {g: i for i, g in enumerate(sorted(newest, key=lambda g: (-newest[g], g)))}
-        ordered.sort(key=lambda run: rank[run.get("group_id") or run["id"]])  # stable: keeps the sort within
-    return [run["id"] for run in ordered]
+        ordered.sort(key=lambda run: rank[run.group_id or run.id])  # stable: keeps the sort within
+    return [run.id for run in ordered]
 
 
 class RunsTable(DataTable):
@@ -256,8 +257,8 @@ class RunsScreen(Screen):
         columns = [c for c in COLUMNS if not (self.narrow and c[0] in NARROW_HIDDEN)]
         return [GROUP_COLUMN, *columns] if self.grouped else columns
 
-    def _cells(self, run: dict) -> list[Any]:
-        cells = run_cells(run, self.ssnas.clock(), run["id"] in self.ssnas.marked)
+    def _cells(self, run: Run) -> list[Any]:
+        cells = run_cells(run, self.ssnas.clock(), run.id in self.ssnas.marked)
         if self.narrow:
             cells["name"] = middle_ellipsis(cells["name"], NARROW_NAME)
         return [cells[key] for key, _ in self._columns()]
@@ -277,8 +278,8 @@ class RunsScreen(Screen):
         for run in self.ssnas.runs.values():
             if run_matches(run, words):
                 cells = self._cells(run)
-                table.add_row(*cells, key=run["id"])
-                self._shown[run["id"]] = cells
+                table.add_row(*cells, key=run.id)
+                self._shown[run.id] = cells
         self._arrange(current)
         self.refresh_state()
 
@@ -335,7 +336,7 @@ class RunsScreen(Screen):
             return
         for run_id in self._shown:
             run = self.ssnas.runs.get(run_id)
-            if run is not None and run.get("status") == "running":
+            if run is not None and run.status == "running":
                 self._update_row(run_id, self._cells(run))
         if self.sort_key == "elapsed":
             self._arrange(self.table.current_run_id())
@@ -363,7 +364,7 @@ class RunsScreen(Screen):
         if empty:
             self._empty.update(
                 f"{EMPTY_MESSAGE}\n\n{app.registry_note()}" if app.registry_note() else EMPTY_MESSAGE)
-        statuses = [run.get("status") for run in runs.values()]
+        statuses = [run.status for run in runs.values()]
         noun = "run" if len(runs) == 1 else "runs"
         parts = [f"{len(self._shown)}/{len(runs)} {noun}" if self.filter_text.strip() else f"{len(runs)} {noun}"]
         for status in ("running", "queued", "failed", "lost"):
