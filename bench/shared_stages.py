@@ -35,28 +35,13 @@ from ssnas.registry import Registry  # noqa: E402
 from ssnas.runs.lookup import run_folder  # noqa: E402
 
 QUICK = ["sweep.seed=[0]", "sweep.label_ratio=[0.1, 1.0]"]
-# Until `ssnas run` has --no-share: the same CLI with the run service's submit sharing nothing.
-NO_SHARE_SHIM = ("import functools, sys; import ssnas.runs.launching as launching; "
-                 "launching.submit = functools.partial(launching.submit, share=False); "
-                 "from ssnas.cli import main; sys.exit(main())")
-
-
-def has_no_share_flag() -> bool:
-    command = [sys.executable, "-m", "ssnas.cli", "run", "--help"]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    return "--no-share" in done.stdout
 
 
 def run_sweep(runs: Path, recipe: str, overrides: list[str], max_parallel: int, share: bool) -> float:
     """Seconds for one `ssnas run` of the recipe into `runs`."""
     sets = [arg for text in overrides for arg in ("--set", text)]
     arguments = ["--runs", str(runs), "run", recipe, "--max-parallel", str(max_parallel), *sets]
-    if share:
-        command = [sys.executable, "-m", "ssnas.cli", *arguments]
-    elif has_no_share_flag():
-        command = [sys.executable, "-m", "ssnas.cli", *arguments, "--no-share"]
-    else:
-        command = [sys.executable, "-c", NO_SHARE_SHIM, *arguments]
+    command = [sys.executable, "-m", "ssnas.cli", *arguments, "--share" if share else "--no-share"]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - started

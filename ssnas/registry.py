@@ -354,18 +354,29 @@ class Registry:
             self._update(conn, run_id, values)
 
     def start_run(self, run_id: str, *, pid: int, host: str, device: str, node: str | None = None) -> None:
-        """Mark a run running in process `pid` on `host` (use `this_host()`); also for a resumed run."""
+        """Mark a queued run running in process `pid` on `host` (use `this_host()`); a resumed run is queued
+        again first. In one transaction with the check, so a run killed while queued never starts."""
         with self._write() as conn:
             row = conn.execute("SELECT status, pid, host FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RegistryError(f"{self.path}: no run {run_id!r}")
             if row[0] == "running":
                 raise RegistryError(f"run {run_id} is already running (pid {row[1]} on {row[2]})")
+            if row[0] != "queued":
+                raise RegistryError(f"run {run_id} is {row[0]}, not queued: it does not start")
             now = time.time()
             self._update(conn, run_id, {
                 "status": "running", "pid": pid, "host": host, "device": device, "node": node or host,
                 "started_at": now, "heartbeat_at": now, "ended_at": None, "error": None,
             })
+
+    def cancel_queued(self, run_id: str, error: str) -> bool:
+        """End a run `killed` if it is still queued (in one transaction with the check); False if it is not."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE runs SET status = 'killed', ended_at = ?, error = ?, revision = ? WHERE id = ? AND status = 'queued'",
+                (time.time(), error, self._bump_revision(conn), run_id))
+            return cursor.rowcount > 0
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
         """End a run: finished, failed (with the error), killed or lost."""

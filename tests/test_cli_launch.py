@@ -54,7 +54,7 @@ def test_rm_refuses_a_running_run(tmp_path):
 
 def test_kill_of_a_queued_run_marks_it_killed(tmp_path):
     registry, [a] = make_runs(tmp_path, count=1, status="queued")
-    assert f"{a[:8]} asked to stop" in invoke(tmp_path, "kill", a[:6]).output
+    assert f"{a[:8]} cancelled before it started" in invoke(tmp_path, "kill", a[:6]).output
     assert registry.get_run(a)["status"] == "killed"
     assert "already killed" in invoke(tmp_path, "kill", a[:6]).output
 

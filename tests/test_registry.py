@@ -212,6 +212,9 @@ def test_a_failed_run_keeps_its_error_and_can_be_resumed(registry):
     registry.start_run(run_id, pid=os.getpid(), host=this_host(), device="cpu")
     registry.finish_run(run_id, "failed", error="ValueError: boom")
     assert registry.get_run(run_id)["error"] == "ValueError: boom"
+    with pytest.raises(RegistryError, match="is failed, not queued"):
+        registry.start_run(run_id, pid=os.getpid(), host=this_host(), device="cpu")
+    registry.update_run(run_id, status="queued")  # what resume does
     registry.start_run(run_id, pid=os.getpid(), host=this_host(), device="cpu", node="gpu-node-3")
     run = registry.get_run(run_id)
     assert (run["status"], run["error"], run["ended_at"], run["node"]) == ("running", None, None, "gpu-node-3")

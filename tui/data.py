@@ -336,23 +336,17 @@ def delete_run(runs_dir: Path, run_id: str) -> ActionResult:
 
 def resume_run(runs_dir: Path, run_id: str) -> ActionResult:
     """As `ssnas resume RUN --detach`: queued again; the runs folder's scheduler continues it."""
-    from ssnas.runs import launching
-
-    return act(runs_dir, lambda service: launching.resume(service.runs_dir, run_id).message)
+    return act(runs_dir, lambda service: service.resume(run_id).message)
 
 
 def rerun_run(runs_dir: Path, run_id: str) -> ActionResult:
     """As `ssnas rerun RUN --detach`."""
-    from ssnas.runs import launching
-
-    return act(runs_dir, lambda service: launching.rerun(service.runs_dir, [run_id]).message)
+    return act(runs_dir, lambda service: service.rerun([run_id]).message)
 
 
 def launch_recipe(runs_dir: Path, recipe: Path, overrides: Sequence[str]) -> ActionResult:
     """As `ssnas run RECIPE --set ... --detach`."""
-    from ssnas.runs import launching
-
-    return act(runs_dir, lambda service: launching.submit(service.runs_dir, str(recipe), overrides).message)
+    return act(runs_dir, lambda service: service.submit(recipe, overrides).message)
 
 
 # -- recipes --------------------------------------------------------------------------------------

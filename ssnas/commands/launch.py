@@ -174,20 +174,23 @@ def _interrupted(service: RunService, run_ids: list[str], view: Any, signum: int
 @click.option("--eager", is_flag=True, help="The plain compute path (run.eager): for comparison and debugging.")
 @click.option("--executor", type=click.Choice(["local", "ray"]),
               help="Where the workers run (run.executor): this machine, or a Ray cluster (default: the recipe's).")
+@click.option("--share/--no-share", default=True, show_default=True,
+              help="Run a label-free stage (an SSL search, a pretraining) once for every sweep chain that needs it.")
+@click.option("--reuse", is_flag=True,
+              help="Link label-free stages to earlier finished runs of this runs folder with the same stage key.")
 @ray_options
 @pass_service
 @reports_errors
 def run(service: RunService, recipe: str, overrides: tuple[str, ...], detach: bool, on_interrupt: str,
-        gpus: str | None, max_parallel: int | None, eager: bool, executor: str | None, ray: RayOptions | None) -> None:
+        gpus: str | None, max_parallel: int | None, eager: bool, executor: str | None, share: bool, reuse: bool,
+        ray: RayOptions | None) -> None:
     """Validate a recipe, queue its runs for the runs folder's scheduler, and follow them."""
-    from ssnas.runs.launching import submit
-
     if eager:
         overrides = (*overrides, "run.eager=true")
     if executor:
         overrides = (*overrides, f"run.executor={executor}")
-    _start(service, submit(service.runs_dir, recipe, overrides, _options(gpus, max_parallel, ray)), detach,
-           on_interrupt)
+    launched = service.submit(recipe, overrides, _options(gpus, max_parallel, ray), share=share, reuse=reuse)
+    _start(service, launched, detach, on_interrupt)
 
 
 @click.group()
@@ -219,9 +222,7 @@ def recipe_show(path: str, overrides: tuple[str, ...]) -> None:
 def resume(service: RunService, run_id: str, detach: bool, on_interrupt: str, gpus: str | None,
            max_parallel: int | None, ray: RayOptions | None) -> None:
     """Continue a killed, failed or lost run from its last checkpoint, under the same id (and its queued children)."""
-    from ssnas.runs.launching import resume as queue_again
-
-    _start(service, queue_again(service.runs_dir, run_id, _options(gpus, max_parallel, ray)), detach, on_interrupt)
+    _start(service, service.resume(run_id, _options(gpus, max_parallel, ray)), detach, on_interrupt)
 
 
 @click.command()
@@ -234,9 +235,6 @@ def resume(service: RunService, run_id: str, detach: bool, on_interrupt: str, gp
 def rerun(service: RunService, runs: Sequence[str], failed: bool, detach: bool, on_interrupt: str, gpus: str | None,
           max_parallel: int | None, ray: RayOptions | None) -> None:
     """Run runs again from the start as new runs with the same recipe (and the same parent)."""
-    from ssnas.runs.launching import rerun as queue_anew
-
     if failed == bool(runs):
         raise click.UsageError("give RUN ids or --failed, not both")
-    _start(service, queue_anew(service.runs_dir, runs, failed=failed, options=_options(gpus, max_parallel, ray)),
-           detach, on_interrupt)
+    _start(service, service.rerun(runs, failed=failed, options=_options(gpus, max_parallel, ray)), detach, on_interrupt)

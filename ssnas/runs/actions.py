@@ -47,23 +47,32 @@ def kill(registry: Registry, runs_dir: Path, runs: Sequence[Run], address: str |
     A Ray run's stop goes through its cluster's head, which its task turns into the same SIGTERM.
     """
     outcomes = []
+    queued = {run.id for run in runs if run.status == "queued"}
+    runs = [_cancelled_or_current(registry, run) for run in runs]
+    cancelled = {run.id for run in runs if run.id in queued and run.status == "killed"}
     on_ray = [run.id for run in runs if run.status in ACTIVE and run.executor == "ray"]
-    for run in runs:
-        if run.status == "queued":
-            registry.finish_run(run.id, "killed", error=CANCELLED)
     if on_ray:  # a Ray task may be starting its worker: it sees the stop after the status
         from ssnas.cluster.executor import request_stops
 
         request_stops(runs_dir, address, on_ray)
     for run in runs:
         refused = refusal("kill", run)
-        if refused:
+        if run.id in cancelled:
+            outcomes.append(Outcome(run.id, True, f"{run.short_id} cancelled before it started"))
+        elif refused:
             outcomes.append(Outcome(run.id, False, refused))
         elif run.status == "running" and run.executor != "ray" and not _signal(run):
             outcomes.append(Outcome(run.id, False, f"{run.short_id} runs on {run.host}: kill it from there"))
         else:
             outcomes.append(Outcome(run.id, True, f"{run.short_id} asked to stop"))
     return outcomes
+
+
+def _cancelled_or_current(registry: Registry, run: Run) -> Run:
+    """A queued run ended killed; one that a worker started meanwhile, as it is now (it is signalled)."""
+    if run.status == "queued" and registry.cancel_queued(run.id, CANCELLED):
+        return run.with_changes(status="killed", error=CANCELLED)
+    return registry.get_run(run.id) if run.status == "queued" else run
 
 
 def _signal(run: Run) -> bool:

@@ -89,12 +89,7 @@ def resume(runs_dir: Path, run_id: str, options: LaunchOptions = LaunchOptions()
         refused = refusal("resume", run)
         if refused is not None:
             raise SsnasError(refused)
-        chain = [run]
-        while True:
-            children = [c for c in registry.children(chain[-1].id) if c.status in ("queued", *RESUMABLE)]
-            if not children:
-                break
-            chain.append(registry.get_run(children[0].id))
+        chain = [run, *_resumable_descendants(registry, run)]
         ray = _ray_options(runs_dir, [member.executor for member in chain], options, stored=chain[0])
         for member in chain:
             registry.update_run(member.id, status="queued", error=None, ended_at=None)
@@ -229,14 +224,25 @@ def cancel_queued(runs_dir: Path, run_ids: Sequence[str] = (), everything: bool 
             [registry.get_run(r) for r in run_ids]
         outcomes = []
         for run in targets:
-            if run.status != "queued":
-                outcomes.append(Outcome(run.id, False, f"{run.short_id} is {run.status}, not queued"))
+            if run.status != "queued" or not registry.cancel_queued(run.id, CANCELLED):
+                status = registry.get_run(run.id).status
+                outcomes.append(Outcome(run.id, False, f"{run.short_id} is {status}, not queued"))
                 continue
-            registry.finish_run(run.id, "killed", error=CANCELLED)
             outcomes.append(Outcome(run.id, True, f"{run.short_id} cancelled"))
         return outcomes
     finally:
         registry.close()
+
+
+def _resumable_descendants(registry: Registry, run: Run) -> list[Run]:
+    """The queued or stopped runs below `run`, parents before children: every chain of a shared stage."""
+    found: list[Run] = []
+    level = [run]
+    while level:
+        level = [registry.get_run(child.id) for parent in level for child in registry.children(parent.id)
+                 if child.status in ("queued", *RESUMABLE)]
+        found += level
+    return found
 
 
 # -- helpers ---------------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from ssnas.registry import Registry
 from ssnas.run_record import Run
-from ssnas.runs import actions, compare, export, lookup
+from ssnas.runs import actions, compare, export, launching, lookup
+from ssnas.runs.launching import Launched, LaunchOptions
 
 
 class RunService:
@@ -69,6 +70,19 @@ class RunService:
 
     def genotype(self, run: Run) -> lookup.GenotypeFound:
         return lookup.run_genotype(self.reader(), self.runs_dir, run)
+
+    # -- starting runs: queued here, run by the runs folder's scheduler (ssnas.runs.launching)
+
+    def submit(self, recipe: str | Path, overrides: Sequence[str] = (), options: LaunchOptions | None = None, *,
+               share: bool = True, reuse: bool = False) -> Launched:
+        return launching.submit(self.runs_dir, str(recipe), overrides, options or launching.LaunchOptions(),
+                                share=share, reuse=reuse)
+
+    def resume(self, run_id: str, options: LaunchOptions | None = None) -> Launched:
+        return launching.resume(self.runs_dir, run_id, options or launching.LaunchOptions())
+
+    def rerun(self, ids: Sequence[str] = (), *, failed: bool = False, options: LaunchOptions | None = None) -> Launched:
+        return launching.rerun(self.runs_dir, ids, failed=failed, options=options or launching.LaunchOptions())
 
     # -- actions
 
