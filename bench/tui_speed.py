@@ -2,7 +2,7 @@
 
 The registry: 1,000 runs and 1,000,000 metric rows, built by `bench.registry_speed.build` (sweeps of
 search/pretrain/finetune runs, executemany batches); then 10 of its runs are set running under this
-process's pid (so no reader reconciles them to lost), and one more run gets 100,000 metric rows.
+process's pid (live workers, as far as a reader can tell), and one more run gets 100,000 metric rows.
 
 "On screen" below means: the compositor has finished rendering the widget while it holds the new
 state. The script wraps that widget instance's `render_lines` (what the compositor calls to paint
@@ -16,7 +16,7 @@ terminal one does, it only writes them nowhere. "cpu" is the process CPU time ov
    spawning the process until it reports that paint (the import is what a user pays first).
 2. One refresh. With the table on screen, the script writes as workers do (100 metric rows for
    each of 10 running runs, then a heartbeat with new progress for each), then calls the app's own
-   `poll_now()`: it asks the registry in a thread worker (`RegistryReader.poll_runs`: reconcile +
+   `poll_now()`: it asks the registry in a thread worker (`RegistryReader.poll_runs`, read-only:
    `runs_changed_since`) and applies the answer on the UI thread (`_runs_polled` ->
    `RunsScreen.sync`, which updates only the changed cells). The worker's call and the sync are
    timed by wrapping those two methods of the app instance; the cycle runs from `poll_now()` until

@@ -28,8 +28,9 @@ def main(ctx: click.Context, runs_dir: str | None) -> None:
 
 
 for _command in (
-    launch_commands.run, inspect_commands.runs_command, inspect_commands.show_command, inspect_commands.metrics_command,
-    inspect_commands.arch_command, inspect_commands.diff_command, inspect_commands.compare_command, manage_commands.kill,
+    launch_commands.run, inspect_commands.runs_command, inspect_commands.show_command,
+    inspect_commands.metrics_command, inspect_commands.arch_command, inspect_commands.diff_command,
+    inspect_commands.compare_command, manage_commands.kill,
     launch_commands.resume, launch_commands.rerun, queue_commands.queue_command, manage_commands.tag,
     inspect_commands.export_command, manage_commands.rm, launch_commands.recipe, demo_commands.baselines,
     features_commands.features, demo_commands.demo, report_commands.report, tui_commands.tui,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TypedDict
 
 from ssnas.baselines import load_baseline
 from ssnas.config.data import SyntheticConfig
@@ -20,12 +21,19 @@ DEMO_SPACE = SpaceConfig(cells=2, steps=1, channels=32, positions=16, cell_multi
 DEMO_DATA = SyntheticConfig()
 
 
+class _StageLength(TypedDict, total=False):
+    """The keyword arguments that set how long a stage trains."""
+
+    epochs: int
+    min_steps: int
+
+
 def demo_config(
     label_ratio: float, seed: int, device: str, epochs: int | None = None, bf16: bool = False
 ) -> tuple[PipelineConfig, SyntheticConfig]:
     """`epochs` (when given) is exactly what every stage runs: no minimum step count stretches it."""
 
-    def e(default: int) -> dict[str, int]:
+    def e(default: int) -> _StageLength:
         return {"epochs": default} if epochs is None else {"epochs": epochs, "min_steps": 0}
 
     config = PipelineConfig(
@@ -49,7 +57,8 @@ def format_summary(result: PipelineResult, data: SyntheticConfig) -> str:
     baseline = load_baseline("bmnas-mmimdb")
     lines = ["", "found genotype:", genotype.describe(), ""]
     lines.append(f"planted nodes {', '.join(data.planted_nodes)}: "
-                 f"recovery {planted_recovery(used_input_nodes(genotype), data.planted_nodes):.2f} (Jaccard of fused input nodes)")
+                 f"recovery {planted_recovery(used_input_nodes(genotype), data.planted_nodes):.2f} "
+                 "(Jaccard of fused input nodes)")
     lines.append(f"similarity to bmnas-mmimdb: {diff(genotype, baseline).similarity:.2f}")
     lines.append("")
     tuned = result.finetune

@@ -101,10 +101,11 @@ def run_stage(
     genotype.save(run_dir / GENOTYPE_FILE)
 
     if stage == "pretrain":
-        result = pretrain(features, genotype, space, recipe.pretrain_config(), views, runtime, reporter, resume=resume)
-        torch.save({"network": result.network_state, "genotype": genotype.to_dict(), "best_epoch": result.best_epoch},
-                   run_dir / PRETRAINED_FILE)
-        return {"best_epoch": result.best_epoch, "dev_loss": result.dev_loss, "seconds": result.seconds}
+        pretrained = pretrain(features, genotype, space, recipe.pretrain_config(), views, runtime, reporter,
+                              resume=resume)
+        torch.save({"network": pretrained.network_state, "genotype": genotype.to_dict(),
+                    "best_epoch": pretrained.best_epoch}, run_dir / PRETRAINED_FILE)
+        return {"best_epoch": pretrained.best_epoch, "dev_loss": pretrained.dev_loss, "seconds": pretrained.seconds}
 
     network_state = None
     source = parent_dir / PRETRAINED_FILE if parent_dir is not None else None

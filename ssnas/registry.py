@@ -48,7 +48,7 @@ _ARCH_COLUMNS = "id AS rowid, run_id, step, epoch, kind, cell, step_index, slot,
 
 def _migration_1(db: sqlite_utils.Database) -> None:
     """runs, metrics, arch_weights, genotypes, events, and the counters readers poll by."""
-    runs = db["runs"].create(
+    runs = db.table("runs").create(
         {"id": str, "name": str, "stage": str, "status": str, "parent_id": str, "group_id": str,
          "recipe_path": str, "config": str, "objective": str, "dataset": str, "label_ratio": float,
          "seed": int, "device": str, "executor": str, "node": str, "pid": int, "host": str,
@@ -63,37 +63,37 @@ def _migration_1(db: sqlite_utils.Database) -> None:
         runs.create_index([column], index_name=f"runs_{column}")
     # Row tables get an explicit INTEGER PRIMARY KEY: a plain rowid may change on VACUUM, and readers
     # keep it as their polling cursor.
-    metrics = db["metrics"].create(
+    metrics = db.table("metrics").create(
         {"id": int, "run_id": str, "step": int, "epoch": int, "split": str, "key": str, "value": float,
          "wall_time": float},
         pk="id", not_null=["run_id", "key"],
     )
     metrics.create_index(["run_id"], index_name="metrics_run")  # (run_id, id): rows newer than a cursor
     metrics.create_index(["run_id", "key", "split"], index_name="metrics_run_key")  # a series; its last value
-    arch = db["arch_weights"].create(
+    arch = db.table("arch_weights").create(
         {"id": int, "run_id": str, "step": int, "epoch": int, "kind": str, "cell": int, "step_index": int,
          "slot": int, "choice": str, "weight": float},
         pk="id", not_null=["run_id", "kind"],
     )
     arch.create_index(["run_id", "epoch"], index_name="arch_weights_run_epoch")
-    genotypes = db["genotypes"].create(
+    genotypes = db.table("genotypes").create(
         {"id": int, "run_id": str, "step": int, "epoch": int, "genotype": str}, pk="id", not_null=["run_id"]
     )
     genotypes.create_index(["run_id"], index_name="genotypes_run")
-    events = db["events"].create(
+    events = db.table("events").create(
         {"id": int, "run_id": str, "time": float, "level": str, "message": str}, pk="id", not_null=["run_id"]
     )
     events.create_index(["run_id"], index_name="events_run")  # (run_id, id), in time order as written
-    deleted = db["deleted_runs"].create({"run_id": str, "revision": int}, not_null=["run_id", "revision"])
+    deleted = db.table("deleted_runs").create({"run_id": str, "revision": int}, not_null=["run_id", "revision"])
     deleted.create_index(["revision"], index_name="deleted_runs_revision")
-    db["counters"].create({"name": str, "value": int}, pk="name", not_null=["value"])
-    db["counters"].insert({"name": "revision", "value": 0})
+    db.table("counters").create({"name": str, "value": int}, pk="name", not_null=["value"])
+    db.table("counters").insert({"name": "revision", "value": 0})
 
 
 def _migration_2(db: sqlite_utils.Database) -> None:
     """runs.ray_options: what a Ray run asks of its cluster (JSON of ssnas.cluster.RayOptions), so that the
     runs folder's scheduler, whichever process it is, starts it as it was submitted."""
-    db["runs"].add_column("ray_options", str)
+    db.table("runs").add_column("ray_options", str)
 
 
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
@@ -214,6 +214,8 @@ class Registry:
         """Apply the migrations this file lacks, in one transaction; a no-op (and no import) when current."""
         version, tables = self._schema_state()
         self._check_schema(version, tables)
+        if self.readonly and not tables:  # its creator has not written the schema yet: try again later
+            raise RegistryError(f"{self.path}: being created (no schema yet)")
         if version == SCHEMA_VERSION or self.readonly:  # a reader reads an older schema as it is
             return
         import sqlite_utils
@@ -222,7 +224,7 @@ class Registry:
         with self._write():
             version, tables = self._schema_state()  # another process may have migrated meanwhile
             self._check_schema(version, tables)
-            db["migrations"].create({"number": int, "name": str, "applied_at": float}, pk="number",
+            db.table("migrations").create({"number": int, "name": str, "applied_at": float}, pk="number",
                                     if_not_exists=True)
             for number, name, migrate in MIGRATIONS[version:]:
                 migrate(db)
@@ -253,7 +255,7 @@ class Registry:
         with self._lock:
             cursor = self._conn.execute(sql, params)
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row)) for row in cursor]
+            return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def _bump_revision(self, conn: sqlite3.Connection) -> int:
         """The next value of the runs cursor; never reused, even after a delete."""
@@ -374,7 +376,8 @@ class Registry:
         """End a run `killed` if it is still queued (in one transaction with the check); False if it is not."""
         with self._write() as conn:
             cursor = conn.execute(
-                "UPDATE runs SET status = 'killed', ended_at = ?, error = ?, revision = ? WHERE id = ? AND status = 'queued'",
+                "UPDATE runs SET status = 'killed', ended_at = ?, error = ?, revision = ? "
+                "WHERE id = ? AND status = 'queued'",
                 (time.time(), error, self._bump_revision(conn), run_id))
             return cursor.rowcount > 0
 

@@ -107,6 +107,7 @@ def tokenize(text: str, flag: str = "--where") -> list[Token]:
             what = "unterminated string" if text[pos] in "'\"" else f"unexpected {text[pos]!r}"
             raise RegistryError(f"{flag}: {what} at column {pos + 1}")
         kind = match.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         if kind != "space":
             word = match.group()
             if kind == "name" and word.upper() in _KEYWORDS:
@@ -157,7 +158,8 @@ def compile_sort(text: str, run_columns: Sequence[str]) -> tuple[str, list]:
 
     A `-` prefix sorts descending; runs without a value go last either way; ties keep insertion order.
     """
-    terms, params = [], []
+    terms: list[str] = []
+    params: list = []
     keys = [k.strip() for k in text.split(",")]
     for key in keys:
         descending = key.startswith("-")

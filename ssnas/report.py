@@ -47,6 +47,7 @@ from ssnas.runs.lookup import run_folder
 if TYPE_CHECKING:
     from ssnas.nas.genotype import Genotype
     from ssnas.registry import Registry
+    from ssnas.run_record import Run
 
 BASELINE = "bmnas-mmimdb"
 GENOTYPE_FILE = "genotype.json"  # what ssnas.execution leaves in a run's folder (it imports torch)
@@ -459,11 +460,11 @@ def build_report(registry: Registry, group_or_tag: str, baseline: str = BASELINE
 
     kind, runs = select_runs(registry, group_or_tag)
     reference = load_baseline(baseline)
-    by_id = {run["id"]: run for run in runs}
-    finetunes = [run for run in runs if run["stage"] == "finetune"]
+    by_id = {run.id: run for run in runs}
+    finetunes = [run for run in runs if run.stage == "finetune"]
     if not finetunes:
         raise RegistryError(f"{kind} {group_or_tag!r} has no finetune runs to report "
-                            f"({len(runs)} run(s): {_status_text(Counter(r['status'] for r in runs))})")
+                            f"({len(runs)} run(s): {_status_text(Counter(r.status for r in runs))})")
     built = [_chain(registry, run, by_id, reference) for run in finetunes]
     chains = [chain for chain, _ in built]
     genotypes = {chain.finetune_id: genotype for chain, genotype in built if genotype is not None}
@@ -472,11 +473,11 @@ def build_report(registry: Registry, group_or_tag: str, baseline: str = BASELINE
     paired = paired or PAIRED
     return Report(
         selection=group_or_tag, kind=kind,
-        groups=tuple(dict.fromkeys(run["group_id"] for run in runs if run["group_id"])),
-        datasets=tuple(sorted({run["dataset"] for run in runs if run["dataset"]})),
+        groups=tuple(dict.fromkeys(run.group_id for run in runs if run.group_id)),
+        datasets=tuple(sorted({run.dataset for run in runs if run.dataset})),
         baseline=baseline,
         baseline_nodes=reference.used_input_names,
-        statuses=dict(Counter(run["status"] for run in runs)),
+        statuses=dict(Counter(run.status for run in runs)),
         rows=tuple(rows),
         arms=tuple(_arm_summary(arm, [c for c in chains if c.arm == arm]) for arm in arms),
         best_baselines=tuple(best),
@@ -487,7 +488,7 @@ def build_report(registry: Registry, group_or_tag: str, baseline: str = BASELINE
     )
 
 
-def select_runs(registry: Registry, group_or_tag: str) -> tuple[str, list[dict]]:
+def select_runs(registry: Registry, group_or_tag: str) -> tuple[str, list[Run]]:
     """("group" or "tag", the runs oldest first): an exact group id, a unique group-id prefix, or a tag."""
     wanted = group_or_tag.strip()
     if not wanted:
@@ -498,7 +499,7 @@ def select_runs(registry: Registry, group_or_tag: str) -> tuple[str, list[dict]]
     quoted = wanted.replace("'", "''")
     prefixed = registry.runs(where=f"group_id >= '{quoted}' AND group_id < '{quoted}\uffff'", sort="created_at",
                              config=True)
-    groups = list(dict.fromkeys(run["group_id"] for run in prefixed))
+    groups = list(dict.fromkeys(run.group_id for run in prefixed if run.group_id is not None))  # all have one
     if len(groups) > 1:
         shown = ", ".join(groups[:5]) + (", ..." if len(groups) > 5 else "")
         raise RegistryError(f"{wanted!r} matches {len(groups)} groups: {shown}")
@@ -510,17 +511,17 @@ def select_runs(registry: Registry, group_or_tag: str) -> tuple[str, list[dict]]
     raise RegistryError(f"no group or tag matches {wanted!r} in {registry.path}")
 
 
-def _chain(registry: Registry, finetune: dict, by_id: dict[str, dict],
+def _chain(registry: Registry, finetune: Run, by_id: dict[str, Run],
            reference: Genotype) -> tuple[Chain, Genotype | None]:
     """The chain ending in `finetune`, and the genotype it trained (kept apart: agreement compares them)."""
     from ssnas.nas.binding import bind_reference
     from ssnas.nas.genotype import diff
 
     members = _ancestors(registry, finetune, by_id)  # finetune first
-    search = next((run for run in members if run["stage"] == "search"), None)
-    config = finetune.get("config") or {}
-    finished = finetune["status"] == "finished"
-    test = _last_values(registry.metrics(finetune["id"], split="test")) if finished else {}
+    search = next((run for run in members if run.stage == "search"), None)
+    config = finetune.config or {}
+    finished = finetune.status == "finished"
+    test = _last_values(registry.metrics(finetune.id, split="test")) if finished else {}
     results = _results(registry, finetune) if finished else {}
     model = (config.get("finetune") or {}).get("model") or results.get("model") or "nas"
     genotype = _genotype(registry, members, search)
@@ -528,15 +529,15 @@ def _chain(registry: Registry, finetune: dict, by_id: dict[str, dict],
     mapping = (config.get("run") or {}).get("genotype_nodes")
     bound = bind_reference(reference, genotype.input_names, mapping) if genotype else None
     seconds, arch = _search_end(registry, search)
-    device = (search or finetune).get("device")
+    device = (search or finetune).device
     chain = Chain(
-        finetune_id=finetune["id"], name=finetune["name"],
-        arm=arm_of(finetune["tags"]) or finetune["objective"] or "-",
+        finetune_id=finetune.id, name=finetune.name,
+        arm=arm_of(finetune.tags) or finetune.objective or "-",
         kind="nas" if model == "nas" else "baseline", model=model,
-        label_ratio=finetune["label_ratio"], seed=finetune["seed"], status=finetune["status"],
+        label_ratio=finetune.label_ratio, seed=finetune.seed, status=finetune.status,
         f1_weighted=test.get("f1_weighted"), f1_macro=test.get("f1_macro"),
         mode=results.get("mode"), steps=results.get("steps"),
-        search_id=search["id"] if search else None, search_status=search["status"] if search else None,
+        search_id=search.id if search else None, search_status=search.status if search else None,
         search_seconds=seconds, arch_top_ratio=arch.get("arch_top_ratio"), arch_entropy=arch.get("arch_entropy"),
         device=device if device and device != "starting" else None,
         genotype=genotype.describe().replace("\n", "; ") if genotype else None,
@@ -547,12 +548,12 @@ def _chain(registry: Registry, finetune: dict, by_id: dict[str, dict],
     return chain, genotype
 
 
-def _ancestors(registry: Registry, run: dict, by_id: dict[str, dict]) -> list[dict]:
+def _ancestors(registry: Registry, run: Run, by_id: dict[str, Run]) -> list[Run]:
     """The run and its parents up to the chain's first stage."""
     chain = [run]
-    seen = {run["id"]}
-    while chain[-1]["parent_id"] and chain[-1]["parent_id"] not in seen:
-        parent_id = chain[-1]["parent_id"]
+    seen = {run.id}
+    while chain[-1].parent_id and chain[-1].parent_id not in seen:
+        parent_id = chain[-1].parent_id
         try:
             parent = by_id.get(parent_id) or registry.get_run(parent_id)
         except RegistryError:  # deleted
@@ -562,17 +563,17 @@ def _ancestors(registry: Registry, run: dict, by_id: dict[str, dict]) -> list[di
     return chain
 
 
-def _search_end(registry: Registry, search: dict | None) -> tuple[float | None, dict[str, float]]:
+def _search_end(registry: Registry, search: Run | None) -> tuple[float | None, dict[str, float]]:
     """A finished search's wall time and its last "arch" metrics, which describe its final weights; nothing for
     a search that did not finish (its last values describe weights it never settled on)."""
-    if search is None or search["status"] != "finished":
+    if search is None or search.status != "finished":
         return None, {}
-    seconds = search["ended_at"] - search["started_at"] if search["started_at"] and search["ended_at"] else None
-    arch = _last_values(registry.metrics(search["id"], split="arch"))
+    seconds = search.ended_at - search.started_at if search.started_at and search.ended_at else None
+    arch = _last_values(registry.metrics(search.id, split="arch"))
     return seconds, {key: value for key, value in arch.items() if math.isfinite(value)}
 
 
-def _results(registry: Registry, finetune: dict) -> dict[str, Any]:
+def _results(registry: Registry, finetune: Run) -> dict[str, Any]:
     """A finetune run's results.json; {} when absent or unreadable (older runs wrote fewer fields)."""
     try:
         data = json.loads((run_folder(registry.path.parent, finetune) / RESULTS_FILE).read_text())
@@ -581,7 +582,7 @@ def _results(registry: Registry, finetune: dict) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _genotype(registry: Registry, members: Sequence[dict], search: dict | None) -> Genotype | None:
+def _genotype(registry: Registry, members: Sequence[Run], search: Run | None) -> Genotype | None:
     """The genotype the chain trained: from the first folder (finetune first) that has one, else the search's log."""
     from ssnas.nas.genotype import Genotype
 
@@ -592,10 +593,12 @@ def _genotype(registry: Registry, members: Sequence[dict], search: dict | None) 
                 return Genotype.load(path)
             except GenotypeError:
                 continue
-    row = registry.latest_genotype(search["id"]) if search is not None else None
+    if search is None:
+        return None
+    row = registry.latest_genotype(search.id)
     if row is not None:
         try:
-            return Genotype.from_json(row["genotype"], where=f"run {search['id']}")
+            return Genotype.from_json(row["genotype"], where=f"run {search.id}")
         except GenotypeError:
             return None
     return None
@@ -647,7 +650,7 @@ def _rows(chains: Sequence[Chain], arms: Sequence[str], genotypes: Mapping[str, 
         kind = _kind_of(members)
         rows.append(Row(
             arm=arm, kind=kind, label_ratio=ratio, chains=len(members), statuses=_statuses(members),
-            f1_weighted=Stat.of([c.f1_weighted for c in done]),
+            f1_weighted=Stat.of([c.f1_weighted for c in members if c.f1_weighted is not None]),
             f1_macro=Stat.of([c.f1_macro for c in done if c.f1_macro is not None]),
             gap=None,
             similarity=Stat.of([c.similarity for c in members if c.similarity is not None]),
@@ -825,8 +828,8 @@ def _status_text(counts: dict[str, int] | Counter, leave_out: str | None = None)
 
 def _aligned(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip()]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join(lines)
 
 

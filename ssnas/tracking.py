@@ -95,7 +95,8 @@ class RunReporter:
             self._metrics.append((self.run_id, step, epoch, split, key, float(value), time.time()))
 
     def arch_weights(self, weights: ArchWeights, *, step: int, epoch: int) -> None:
-        rows = [(self.run_id, step, epoch, r.kind, r.cell, r.step, r.slot, r.choice, r.weight) for r in weights.records()]
+        rows = [(self.run_id, step, epoch, r.kind, r.cell, r.step, r.slot, r.choice, r.weight)
+                for r in weights.records()]
         with self._lock:
             self._arch.extend(rows)
 
@@ -155,8 +156,9 @@ class RunReporter:
         writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
         try:
             # hyperparameters written into this run's own event file (add_hparams would start a new run)
+            # (the ignore: torch annotates SummaryWriter.file_writer as None, though __init__ opens it)
             for summary in hparams(self._hparams, {"f1_weighted/test": 0.0, "loss/train": 0.0}):
-                writer.file_writer.add_summary(summary)
+                writer.file_writer.add_summary(summary)  # type: ignore[attr-defined]
             while True:
                 if self._generation >= self._requested:
                     self._flush_now.wait(self.flush_every)

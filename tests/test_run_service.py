@@ -148,3 +148,21 @@ def test_readers_never_write(service):
         reader.close()
     assert service.writer().reconcile() == [stale]  # what the scheduler does on each pass
     assert service.run(stale).status == "lost"
+
+
+def test_a_reader_that_comes_before_the_schema_is_told_to_wait_and_not_cached(tmp_path):
+    """The dashboard may open registry.db between its creation and its schema: it must try again later
+    rather than keep a connection that knows no columns."""
+    import sqlite3
+
+    from tui.data import RegistryReader
+
+    path = tmp_path / "registry.db"
+    sqlite3.connect(path).close()  # the file exists, nothing in it yet
+    with pytest.raises(RegistryError, match="being created"):
+        Registry(path, create=False, readonly=True)
+    reader = RegistryReader(tmp_path)
+    assert reader.poll_runs(0).error.endswith("being created (no schema yet)")
+    Registry(path).close()  # its creator writes the schema
+    assert reader.poll_runs(0).changes.runs == []
+    reader.close()

@@ -284,8 +284,12 @@ class SsnasApp(App):
         if self._refused("kill", run):
             return
         question = f"Kill run {run.short_id} ({run.name}, {run.status})?\nA running worker checkpoints first."
-        self.push_screen(ConfirmScreen(question, "Kill"),
-                         lambda yes: self._act(kill_run, self.runs_dir, run.id) if yes else None)
+
+        def kill(yes: bool | None) -> None:
+            if yes:
+                self._act(kill_run, self.runs_dir, run.id)
+
+        self.push_screen(ConfirmScreen(question, "Kill"), kill)
 
     def action_resume(self) -> None:
         run = self._target()
@@ -307,8 +311,12 @@ class SsnasApp(App):
         run = self._target()
         if run is None:
             return
-        self.push_screen(TagScreen(run.id, run.tags or []),
-                         lambda text: self._act(tag_run, self.runs_dir, run.id, text) if text else None)
+
+        def tag(text: str | None) -> None:
+            if text:
+                self._act(tag_run, self.runs_dir, run.id, text)
+
+        self.push_screen(TagScreen(run.id, run.tags or []), tag)
 
     def action_delete(self) -> None:
         run = self._target()
@@ -317,8 +325,12 @@ class SsnasApp(App):
         if self._refused("delete", run):
             return
         question = f"Delete run {run.short_id} ({run.name})?\nIts registry rows and its folder are removed."
-        self.push_screen(ConfirmScreen(question, "Delete"),
-                         lambda yes: self._act(delete_run, self.runs_dir, run.id) if yes else None)
+
+        def delete(yes: bool | None) -> None:
+            if yes:
+                self._act(delete_run, self.runs_dir, run.id)
+
+        self.push_screen(ConfirmScreen(question, "Delete"), delete)
 
     def action_launch(self) -> None:
         from tui.screens.launch import LaunchScreen

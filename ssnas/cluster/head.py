@@ -91,7 +91,7 @@ def head_actor(runs_dir: Path) -> Any:
         name=head_name(runs_dir), namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0,
         scheduling_strategy=here,
     )
-    head = actor.remote(str(Path(runs_dir).resolve()))
+    head: Any = actor.remote(str(Path(runs_dir).resolve()))  # Any, as returned: ray's types lack `method.remote`
     ray.get(head.runs_folder.remote())  # up, and its node could import ssnas
     return head
 

@@ -23,11 +23,14 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ssnas.cluster import files
 from ssnas.cluster.link import serve
 from ssnas.scheduling.executor import WorkerExit
+
+if TYPE_CHECKING:
+    from ssnas.run_record import Run
 
 STOP_POLL_S = 0.5
 
@@ -60,7 +63,7 @@ def run_on_node(head: Any, run_id: str, cpus: int) -> tuple[int, int | None]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _fetch_inputs(head: Any, run: dict, scratch: Path) -> files.Shipment:
+def _fetch_inputs(head: Any, run: Run, scratch: Path) -> files.Shipment:
     """The run's checkpoint and log, and its parent's outputs, from the head into `scratch`; returns what
     ships the run's folder back (what was fetched counts as shipped)."""
     import ray

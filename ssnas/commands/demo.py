@@ -11,7 +11,8 @@ from ssnas.commands.common import reports_errors
 @click.option("--label-ratio", type=float, default=0.1, show_default=True, help="Fraction r of training labels read.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--epochs", type=int, default=None, help="Epochs of every stage, exactly (default: the demo's own, with minimum step counts).")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs of every stage, exactly (default: the demo's own, with minimum step counts).")
 @click.option("--bf16", is_flag=True, help="bf16 autocast (CUDA, or a CPU with native bf16).")
 @reports_errors
 def demo(label_ratio: float, seed: int, device: str, epochs: int | None, bf16: bool) -> None:

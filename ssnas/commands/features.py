@@ -7,7 +7,7 @@ word that is not a subcommand goes to `ssnas features dataset`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
 from click_default_group import DefaultGroup
@@ -28,7 +28,8 @@ class _FeaturesGroup(DefaultGroup):
     def resolve_command(self, ctx: click.Context, args: list[str]):  # -> (name, command, args)
         word = args[0] if args else ""
         if word and not word.startswith("-") and word not in self.commands and word not in DATASETS:
-            ctx.fail(f"{word!r} is neither a command ({', '.join(self.commands)}) nor a dataset ({', '.join(DATASETS)})")
+            ctx.fail(f"{word!r} is neither a command ({', '.join(self.commands)}) "
+                     f"nor a dataset ({', '.join(DATASETS)})")
         return super().resolve_command(ctx, args)
 
 
@@ -49,7 +50,7 @@ def features() -> None:
 @click.option("--dtype", type=click.Choice(["float16", "float32"]), default="float16", show_default=True)
 @reports_errors
 def dataset_command(dataset: str, output: str, source: str | None, image_weights: str | None,
-                    text_weights: str | None, dtype: str) -> None:
+                    text_weights: str | None, dtype: Literal["float16", "float32"]) -> None:
     """Precompute a dataset's feature pyramids into one ssnas-features/1 file that search reads fast."""
     from ssnas.data.datasets import load_dataset
     from ssnas.data.features import write_features

@@ -337,11 +337,12 @@ def weight_block(title: str, slots: Sequence[tuple[str, list[tuple[str, float]],
     widths = [max(len(name), 6) for name in names]
     labels = [(label + " undecided").strip() if c.judged and not c.decided else label for label, _, c in slots]
     label_width = max(len(title), *(len(label) + 2 for label in labels))
-    lines = [f"{title:<{label_width}}  " + " ".join(f"{n:>{w}} " for n, w in zip(names, widths)) + " entropy  margin"]
-    for label, (_, weights, certainty) in zip(labels, slots):
+    header = " ".join(f"{n:>{w}} " for n, w in zip(names, widths, strict=True))
+    lines = [f"{title:<{label_width}}  " + header + " entropy  margin"]
+    for label, (_, weights, certainty) in zip(labels, slots, strict=True):
         best = argmax(weights)
         cells = [f"{w * 100:.1f}%".rjust(width) + ("*" if choice == best else " ")
-                 for (choice, w), width in zip(weights, widths)]
+                 for (choice, w), width in zip(weights, widths, strict=True)]
         lines.append(f"{'  ' + label:<{label_width}}  " + " ".join(cells) + certainty_cells(certainty))
     return [line.rstrip() for line in lines]
 

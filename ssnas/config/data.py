@@ -47,9 +47,11 @@ class SyntheticConfig:
         if not self.text_dims or min(self.text_dims) < 1:
             raise ConfigError(f"data.synthetic.text_dims: {list(self.text_dims)} needs one or more sizes >= 1")
         if not 0 <= self.planted_image < self.image_levels:
-            raise ConfigError(f"data.synthetic.planted_image: {self.planted_image} is not a level (0..{self.image_levels - 1})")
+            raise ConfigError(f"data.synthetic.planted_image: {self.planted_image} "
+                              f"is not a level (0..{self.image_levels - 1})")
         if not 0 <= self.planted_text < len(self.text_dims):
-            raise ConfigError(f"data.synthetic.planted_text: {self.planted_text} is not a level (0..{len(self.text_dims) - 1})")
+            raise ConfigError(f"data.synthetic.planted_text: {self.planted_text} "
+                              f"is not a level (0..{len(self.text_dims) - 1})")
         for name in ("noise", "cross_noise", "leak", "specific_dim", "seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"data.synthetic.{name}: {getattr(self, name)} is out of range (>= 0)")

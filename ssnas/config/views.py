@@ -36,8 +36,9 @@ class ViewConfig:
 
 
 def _check_range(name: str, value: object, low: float, high: float, text: str, upper_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
-    if ok:
-        ok = low <= value < high if upper_open else low <= value <= high
-    if not ok:
+    in_range = (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+        and (low <= value < high if upper_open else low <= value <= high)
+    )
+    if not in_range:
         raise ConfigError(f"views.{name}: {value} is out of range {text}")

@@ -181,7 +181,7 @@ def _from_table(
     if labels and len(names) == 1 and columns[0].ndim == 1:
         return LoadedArray(_label_column(columns[0]), str(file), key, kept)
     parts = []
-    for name, column in zip(names, columns):
+    for name, column in zip(names, columns, strict=True):
         if column.ndim == 1:
             column = column[:, None]
         parts.append(_numbers(column, where if key == name else f"{where}: column {name!r}"))

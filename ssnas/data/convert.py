@@ -168,6 +168,7 @@ def _checked_labels(
     if array.shape[0] != n:
         raise fields.error("labels", f"has {array.shape[0]} rows, but {fields.other(first_level, 'labels')} has {n}")
     names = _checked_names(label_names, "label_names", fields) if label_names is not None else None
+    classes: np.ndarray | None
     if array.ndim == 1:
         classes, names = _class_ids(array, names, fields)
         matrix = np.zeros((n, len(names)), dtype=np.uint8)
@@ -294,14 +295,15 @@ def _seeded_splits(
         needed = math.ceil(1 / smallest - 1e-9)
         for c, rows in enumerate(groups):
             if 0 < rows.size < needed:
+                assert names is not None  # groups are per named class
                 rows_text = f"{rows.size} row{'s' * (rows.size > 1)}"
                 raise fields.error("labels", f"class {names[c]!r} has {rows_text}; a stratified split "
                                              f"{', '.join(f'{f:g}' for f in fractions)} needs at least {needed} "
                                              "per class (give the splits, or merge rare classes)")
     parts: dict[str, list[np.ndarray]] = {split: [] for split in SPLITS}
-    for rows, counts in zip(groups, _allocate_by_group([rows.size for rows in groups], fractions)):
+    for rows, counts in zip(groups, _allocate_by_group([rows.size for rows in groups], fractions), strict=True):
         order = rng.permutation(rows)
-        for split, chunk in zip(SPLITS, np.split(order, np.cumsum(counts)[:-1])):
+        for split, chunk in zip(SPLITS, np.split(order, np.cumsum(counts)[:-1]), strict=True):
             parts[split].append(chunk)
     return {split: np.sort(np.concatenate(parts[split])).astype(np.int64) for split in SPLITS}
 
@@ -322,7 +324,7 @@ def _allocate_by_group(sizes: list[int], fractions: tuple[float, float, float]) 
     totals = _allocate(sum(sizes), fractions)
     raw = [[m * f for f in fractions] for m in sizes]
     counts = [[math.floor(r + 1e-9) for r in row] for row in raw]
-    group_left = [m - sum(row) for m, row in zip(sizes, counts)]
+    group_left = [m - sum(row) for m, row in zip(sizes, counts, strict=True)]
     split_left = [t - sum(row[s] for row in counts) for s, t in enumerate(totals)]
     cells = sorted(((g, s) for g in range(len(sizes)) for s in range(len(fractions))),
                    key=lambda gs: (-(raw[gs[0]][gs[1]] - counts[gs[0]][gs[1]]), gs[1], gs[0]))

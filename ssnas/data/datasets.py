@@ -11,7 +11,7 @@ from ssnas.config.data import DATASET_KINDS, MMIMDBOptions, SyntheticConfig
 from ssnas.data.pyramids import FeatureSet
 from ssnas.errors import ConfigError
 
-Options = TypeVar("Options")
+Options = TypeVar("Options", SyntheticConfig, MMIMDBOptions)
 
 
 def load_dataset(kind: str, path: str | Path | None = None, options: Mapping[str, Any] | None = None) -> FeatureSet:

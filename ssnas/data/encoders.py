@@ -76,7 +76,7 @@ def encode_in_batches(
         levels = encoder.encode(inputs[start:stop])
         if outputs is None:
             outputs = [torch.empty((total, *level.shape[1:]), dtype=torch.float32) for level in levels]
-        for out, level in zip(outputs, levels):
+        for out, level in zip(outputs, levels, strict=True):
             out[start:stop] = level.detach().float().cpu()
         if progress is not None:
             progress(stop, total)
@@ -159,6 +159,9 @@ class VGG19Pyramid(_FrozenEncoder):
     to map_side x map_side inside `encode`, so a large dataset never holds full-size maps.
     """
 
+    mean: torch.Tensor  # buffers (ImageNet statistics), registered in __init__
+    std: torch.Tensor
+
     def __init__(
         self,
         weights_path: str | Path | None = None,
@@ -203,7 +206,8 @@ def _init_vgg(features: nn.Sequential) -> None:
     for layer in features:
         if isinstance(layer, nn.Conv2d):
             nn.init.kaiming_normal_(layer.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(layer.bias)
+            if layer.bias is not None:  # VGG's convolutions all have one
+                nn.init.zeros_(layer.bias)
 
 
 class _Maxout(nn.Module):

@@ -102,7 +102,7 @@ def write_feature_file(
             f.attrs["source"] = source
             if labels is not None and label_names is not None:
                 f.attrs["label_names"] = json.dumps(list(label_names))
-            for name, pyramid in zip(modalities, levels):
+            for name, pyramid in zip(modalities, levels, strict=True):
                 for k, level in enumerate(pyramid):
                     key = f"/modalities/{name}/level_{k}"
                     f.create_dataset(key, data=stored_level(level, dtype, path, key))
@@ -140,4 +140,4 @@ def summarize_feature_file(path: str | Path) -> FeatureFileSummary:
         n = int(f[f"modalities/{modalities[0]}/level_0"].shape[0])
         classes = int(f["labels"].shape[1]) if "labels" in f else None
         sizes = {split: int(f[f"splits/{split}"].shape[0]) for split in SPLITS}
-    return FeatureFileSummary(n, node_names(zip(modalities, counts)), classes, sizes)
+    return FeatureFileSummary(n, node_names(zip(modalities, counts, strict=True)), classes, sizes)

@@ -71,7 +71,7 @@ def read_features(path: str | Path) -> FeatureSet:
         modalities = _read_modalities(f, path)
         pyramids = [_level_datasets(f, name, path) for name in modalities]
         n = pyramids[0][0].shape[0]
-        for name, pyramid in zip(modalities, pyramids):
+        for name, pyramid in zip(modalities, pyramids, strict=True):
             for k, dataset in enumerate(pyramid):
                 if dataset.shape[0] != n:
                     raise _error(path, f"/modalities/{name}/level_{k}", f"has {dataset.shape[0]} rows, expected {n}")
@@ -145,7 +145,8 @@ def _level_datasets(f: h5py.File, name: str, path: Path) -> list[h5py.Dataset]:
         if not isinstance(dataset, h5py.Dataset) or dataset.dtype.kind != "f":
             raise _error(path, level_key, "expected a float16 or float32 dataset")
         if dataset.ndim not in (2, 3, 4):
-            raise _error(path, 
+            raise _error(
+                path,
                 level_key,
                 f"has {dataset.ndim} dimensions {dataset.shape}, expected 2, 3 or 4: "
                 "(N, channels[, positions | height, width])",

@@ -51,7 +51,7 @@ class FeatureSet:
         if len(self.levels) != len(self.modalities):
             raise DatasetError(f"{where}: modalities: {len(self.modalities)} names but {len(self.levels)} pyramids")
         n = self.num_samples
-        for name, pyramid in zip(self.modalities, self.levels):
+        for name, pyramid in zip(self.modalities, self.levels, strict=True):
             if not pyramid:
                 raise DatasetError(f"{where}: modalities/{name}: no levels")
             for k, level in enumerate(pyramid):
@@ -80,7 +80,7 @@ class FeatureSet:
     @property
     def node_names(self) -> tuple[str, ...]:
         """Input-node names in node order, modality by modality: ("image[0]", ..., "text[1]")."""
-        return node_names((m, len(pyramid)) for m, pyramid in zip(self.modalities, self.levels))
+        return node_names((m, len(pyramid)) for m, pyramid in zip(self.modalities, self.levels, strict=True))
 
     @property
     def node_modality(self) -> tuple[int, ...]:

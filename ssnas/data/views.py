@@ -30,6 +30,8 @@ def make_views(
     modality = _modality_index(nodes, node_modality)
     num_modalities = max(modality) + 1
     batch, like = nodes[0].shape[0], nodes[0]
+    shown_a: torch.Tensor | None
+    shown_b: torch.Tensor | None
     if config.policy == "cross_modal":
         if num_modalities < 2:
             raise ConfigError("views.policy: 'cross_modal' needs at least two modalities, the inputs have one")

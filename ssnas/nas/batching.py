@@ -11,11 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from ssnas.nas.primitives import ChannelBatchNorm
+
+if TYPE_CHECKING:
+    from ssnas.nas.fixed import FixedNet
+    from ssnas.nas.supernet import Supernet
 
 # Elements per node of one batch above which a CPU step stays unstacked. Measured on 2 cores:
 # stacking made a small pipeline's SSL step about 20 % faster (64 x 16 x 32 per node), and left
@@ -44,11 +49,13 @@ def worth_stacking(inputs: Sequence[list[torch.Tensor]]) -> bool:
     return len(inputs) > 1 and same_size and (first.device.type != "cpu" or first.numel() <= CPU_STACK_LIMIT)
 
 
-def fuse_batches(network: nn.Module, inputs: Sequence[list[torch.Tensor]], stacked: bool) -> list[torch.Tensor]:
+def fuse_batches(
+    network: FixedNet | Supernet, inputs: Sequence[list[torch.Tensor]], stacked: bool
+) -> list[torch.Tensor]:
     """`network.fuse` of each list of nodes; `stacked` runs them as one pass where that pays (same result)."""
     if not (stacked and worth_stacking(inputs)):
         return [network.fuse(nodes) for nodes in inputs]
-    joined = [torch.cat(level) for level in zip(*inputs)]
+    joined = [torch.cat(level) for level in zip(*inputs, strict=True)]
     with normalized_per_group(network, len(inputs)):
         fused = network.fuse(joined)
     return list(fused.chunk(len(inputs)))

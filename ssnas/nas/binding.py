@@ -74,7 +74,8 @@ def bind(genotype: Genotype, node_names: Sequence[str], mapping: Mapping[str, st
     def moved(index: int) -> int:
         return node_names.index(targets[genotype.input_names[index]]) if index < n else index - n + m
 
-    cells = tuple(dataclasses.replace(cell, inputs=tuple(moved(i) for i in cell.inputs)) for cell in genotype.cells)
+    cells = tuple(dataclasses.replace(cell, inputs=(moved(cell.inputs[0]), moved(cell.inputs[1])))
+                  for cell in genotype.cells)
     return Genotype(node_names, cells, tuple(moved(i) for i in genotype.concat), genotype.name, genotype.source)
 
 

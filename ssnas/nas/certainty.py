@@ -59,7 +59,7 @@ def certainty_of(names: Sequence[str], weights: Sequence[float], kind: str, cell
     """The certainty of one distribution over `names`."""
     n = len(weights)
     total = sum(weights) or 1.0
-    probs = sorted(((w / total, name) for w, name in zip(weights, names)), reverse=True)
+    probs = sorted(((w / total, name) for w, name in zip(weights, names, strict=True)), reverse=True)
     entropy = -sum(p * math.log(p) for p, _ in probs if p > 0)
     if n == 1:  # nothing to choose: as decided as a choice can be
         return ChoiceCertainty(kind, cell, step, slot, probs[0][1], 0.0, 1.0, math.inf)
@@ -91,7 +91,7 @@ def _derivable(kind: str, names: list[str], weights: list[float]) -> tuple[list[
     out (and the rest renormalized); otherwise a strong `zero` would pass for a decided primitive."""
     if kind != "step_op" or "zero" not in names or len(names) < 2:
         return names, weights
-    kept = [(n, w) for n, w in zip(names, weights) if n != "zero"]
+    kept = [(n, w) for n, w in zip(names, weights, strict=True) if n != "zero"]
     return [n for n, _ in kept], [w for _, w in kept]
 
 
@@ -116,7 +116,8 @@ class SearchCertainty:
         """One line for the run's events and log."""
         if self.decided:
             return (f"{stage}: decided: every cell input and primitive has its top weight at least "
-                    f"{DECIDED_RATIO}x uniform (lowest {self.min_top_ratio:.2f}x, mean entropy {self.mean_entropy:.3f})")
+                    f"{DECIDED_RATIO}x uniform (lowest {self.min_top_ratio:.2f}x, "
+                    f"mean entropy {self.mean_entropy:.3f})")
         shown = ", ".join(self.undecided[:4]) + (", ..." if len(self.undecided) > 4 else "")
         return (f"{stage}: undecided: {len(self.undecided)} choice(s) have their top weight below {DECIDED_RATIO}x "
                 f"uniform ({shown}; lowest {self.min_top_ratio:.2f}x, mean entropy {self.mean_entropy:.3f}); "

@@ -94,10 +94,11 @@ class ArchWeights:
         for k, slots in enumerate(self.cell_input):
             names = self.input_names + tuple(f"cell{i}" for i in range(k))
             rows += _slot_records("cell_input", k, None, slots, names)
-            for j, (step_slots, ops) in enumerate(zip(self.step_input[k], self.step_op[k])):
+            for j, (step_slots, ops) in enumerate(zip(self.step_input[k], self.step_op[k], strict=True)):
                 local = ("in0", "in1") + tuple(f"step{i}" for i in range(j))
                 rows += _slot_records("step_input", k, j, step_slots, local)
-                rows += [ArchWeightRecord("step_op", k, j, None, p, w) for p, w in zip(self.primitives, ops)]
+                rows += [ArchWeightRecord("step_op", k, j, None, p, w)
+                         for p, w in zip(self.primitives, ops, strict=True)]
         return rows
 
 
@@ -111,7 +112,7 @@ def derive(weights: ArchWeights) -> Genotype:
     for k, slots in enumerate(weights.cell_input):
         steps = tuple(
             StepGene(_best_pair(step_slots), weights.primitives[_argmax(ops, op_candidates)])
-            for step_slots, ops in zip(weights.step_input[k], weights.step_op[k])
+            for step_slots, ops in zip(weights.step_input[k], weights.step_op[k], strict=True)
         )
         cells.append(CellGene(_best_pair(slots), steps, tuple(range(2, 2 + len(steps)))))
     n, c = len(weights.input_names), len(cells)
@@ -140,7 +141,7 @@ def _slot_records(kind: str, cell: int, step: int | None, slots: Pair, names: Se
     return [
         ArchWeightRecord(kind, cell, step, slot, name, w)
         for slot, dist in enumerate(slots)
-        for name, w in zip(names, dist)
+        for name, w in zip(names, dist, strict=True)
     ]
 
 

@@ -21,7 +21,8 @@ class FixedStep(nn.Module):
         super().__init__()
         self.inputs = gene.inputs
         self.primitive = gene.primitive
-        self.ops = nn.ModuleDict({gene.primitive: build_primitive(gene.primitive, space.channels, space.positions, space.dropout)})
+        op = build_primitive(gene.primitive, space.channels, space.positions, space.dropout)
+        self.ops = nn.ModuleDict({gene.primitive: op})
         self.norm = StepNorm(space.channels, space.positions)
 
     def forward(self, states: list[torch.Tensor]) -> torch.Tensor:
@@ -72,10 +73,10 @@ class FixedNet(nn.Module):
         return self.stem(levels)
 
     def fuse(self, nodes: list[torch.Tensor]) -> torch.Tensor:
-        states: dict[int, torch.Tensor] = dict(zip(self.used_nodes, nodes))
+        states: dict[int, torch.Tensor] = dict(zip(self.used_nodes, nodes, strict=True))
         n = self.genotype.num_inputs
-        for k, cell in enumerate(self.cells):
-            states[n + k] = cell(states[cell.inputs[0]], states[cell.inputs[1]])
+        for k, (gene, cell) in enumerate(zip(self.genotype.cells, self.cells, strict=True)):
+            states[n + k] = cell(states[gene.inputs[0]], states[gene.inputs[1]])
         return self.head([states[i] for i in self.genotype.concat])
 
     def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:

@@ -18,6 +18,7 @@ import random
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -292,19 +293,19 @@ def _expect_list(value: Any, path: str) -> list:
 
 def _genotype_from_dict(data: Any) -> Genotype:
     _expect_object(data, "", ("input_names", "cells", "concat"), ("name", "source"))
-    cells = []
+    cells: list[CellGene] = []
     for k, cell in enumerate(_expect_list(data["cells"], "cells")):
         path = f"cells[{k}]"
         _expect_object(cell, path, ("inputs", "steps", "concat"))
-        steps = []
+        steps: list[StepGene] = []
         for j, step in enumerate(_expect_list(cell["steps"], f"{path}.steps")):
             spath = f"{path}.steps[{j}]"
             _expect_object(step, spath, ("inputs", "primitive"))
-            steps.append(_nested(spath, lambda s=step: StepGene(s["inputs"], s["primitive"])))
-        cells.append(_nested(path, lambda c=cell, s=steps: CellGene(c["inputs"], s, c["concat"])))
+            steps.append(_nested(spath, partial(StepGene, step["inputs"], step["primitive"])))
+        cells.append(_nested(path, partial(CellGene, cell["inputs"], tuple(steps), cell["concat"])))
     return Genotype(
         input_names=data["input_names"],
-        cells=cells,
+        cells=tuple(cells),
         concat=data["concat"],
         name=data.get("name"),
         source=data.get("source"),
@@ -342,11 +343,11 @@ def _bmnas_genotype(node: ast.expr, input_names: Sequence[str] | None) -> Genoty
     if len(edges) != 2 * len(step_nodes):
         raise _fail("edges", f"{len(edges)} edges for {len(step_nodes)} cells (expected two per cell)")
     concat = _bmnas_ints(args["concat"], "concat")
-    cells = []
+    cells: list[CellGene] = []
     for k, step_node in enumerate(step_nodes):
         steps, cell_concat = _bmnas_cell(step_node, f"steps[{k}]")
-        pair = tuple(edges[2 * k: 2 * k + 2])
-        cells.append(_nested(f"cells[{k}]", lambda: CellGene(pair, steps, cell_concat)))
+        pair = (edges[2 * k], edges[2 * k + 1])
+        cells.append(_nested(f"cells[{k}]", partial(CellGene, pair, steps, cell_concat)))
     if input_names is None:
         num_inputs = (max(concat) + 1 - len(cells)) if concat else 0
         if num_inputs < 2:
@@ -368,20 +369,20 @@ def _bmnas_cell(node: ast.expr, path: str) -> tuple[tuple[StepGene, ...], tuple[
         if op not in BMNAS_OP_NAMES:
             known = ", ".join(BMNAS_OP_NAMES)
             raise _fail(f"{path}.inner_steps[{j}]", f"unknown BM-NAS op {op!r} (known: {known})")
-        steps.append(StepGene(tuple(edges[2 * j: 2 * j + 2]), BMNAS_OP_NAMES[op]))
+        steps.append(StepGene((edges[2 * j], edges[2 * j + 1]), BMNAS_OP_NAMES[op]))
     return tuple(steps), tuple(_bmnas_ints(args["inner_concat"], f"{path}.inner_concat"))
 
 
 def _call_args(node: ast.expr, name: str, fields: Sequence[str], path: str) -> dict[str, ast.expr]:
     """The arguments of a namedtuple repr `name(field=..., ...)`, positional or by keyword."""
+    shape = f"{name}({', '.join(f + '=...' for f in fields)})"
     func = node.func if isinstance(node, ast.Call) else None
     called = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
-    shape = f"{name}({', '.join(f + '=...' for f in fields)})"
-    if called != name:
+    if not isinstance(node, ast.Call) or called != name:
         raise _fail(path, f"expected {shape}, got {_snippet(node)}")
-    args = dict(zip(fields, node.args))
+    args = dict(zip(fields, node.args, strict=False))  # the rest may come by keyword; too many is caught below
     for kw in node.keywords:
-        if kw.arg not in fields or kw.arg in args:
+        if kw.arg is None or kw.arg not in fields or kw.arg in args:  # None: a **mapping
             raise _fail(path, f"unexpected argument {kw.arg!r} in {name}(...); expected {shape}")
         args[kw.arg] = kw.value
     if len(node.args) > len(fields) or len(args) != len(fields):
@@ -573,8 +574,13 @@ def random_genotype(
     genes = []
     for k in range(cells):
         step_genes = tuple(
-            StepGene(tuple(rng.sample(range(2 + j), 2)), rng.choice(choices)) for j in range(steps)
+            StepGene(_random_pair(rng, range(2 + j)), rng.choice(choices)) for j in range(steps)
         )
-        genes.append(CellGene(tuple(rng.sample(range(n + k), 2)), step_genes, tuple(range(2, 2 + steps))))
+        genes.append(CellGene(_random_pair(rng, range(n + k)), step_genes, tuple(range(2, 2 + steps))))
     return Genotype(tuple(input_names), tuple(genes), tuple(range(n + cells - cell_multiplier, n + cells)))
 
+
+def _random_pair(rng: random.Random, nodes: range) -> tuple[int, int]:
+    """Two distinct nodes, an ordered pair drawn uniformly."""
+    first, second = rng.sample(nodes, 2)
+    return first, second

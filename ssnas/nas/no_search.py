@@ -50,7 +50,8 @@ class LateFusion(nn.Module):
         )
 
     def forward(self, nodes: list[torch.Tensor]) -> torch.Tensor:
-        logits = [head(flat_nodes([nodes[i] for i in group])) for head, group in zip(self.heads, self.groups)]
+        logits = [head(flat_nodes([nodes[i] for i in group]))
+                  for head, group in zip(self.heads, self.groups, strict=True)]
         return torch.stack(logits).mean(dim=0)
 
 

@@ -25,7 +25,8 @@ class SpaceConfig:
             if getattr(self, name) < 1:
                 raise ConfigError(f"space.{name}: {getattr(self, name)} is out of range (>= 1)")
         if math.isqrt(self.positions) ** 2 != self.positions:
-            raise ConfigError(f"space.positions: {self.positions} is not a square number (maps pool to sqrt(L) x sqrt(L))")
+            raise ConfigError(f"space.positions: {self.positions} is not a square number "
+                              "(maps pool to sqrt(L) x sqrt(L))")
         unknown = [p for p in self.primitives if p not in PRIMITIVES]
         if unknown:
             raise ConfigError(f"space.primitives: unknown {unknown} (known: {', '.join(PRIMITIVES)})")

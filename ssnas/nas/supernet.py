@@ -48,13 +48,13 @@ class SearchStep(nn.Module):
             name, op = list(self.ops.items())[chosen]
             fused = op_weights[chosen] * (torch.zeros_like(x) if name == "zero" else op(x, y))
             return self.norm(fused, x)
-        fused = None
-        for weight, (name, op) in zip(op_weights, self.ops.items()):
+        mixed: torch.Tensor | None = None
+        for weight, (name, op) in zip(op_weights, self.ops.items(), strict=True):
             if name == "zero":  # contributes nothing; skip the work
                 continue
             term = weight * op(x, y)
-            fused = term if fused is None else fused + term
-        return self.norm(fused, x)
+            mixed = term if mixed is None else mixed + term
+        return self.norm(mixed, x)
 
 
 class SearchCell(nn.Module):

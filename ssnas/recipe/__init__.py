@@ -9,7 +9,8 @@ That dict form (`Recipe.to_dict`) is what the registry stores and the worker reb
 
 A recipe may name `[arms.NAME]` (variants of itself: dotted keys -> values, e.g. a supervised search
 beside the self-supervised one) and a `[sweep]` (lists whose product expands into sibling runs);
-`expand_sweep` (`load.py`, over `expand.py`'s points) turns it into one plain recipe per arm x sweep point, every one checked at load.
+`expand_sweep` (`load.py`, over `expand.py`'s points) turns it into one plain recipe per arm x sweep point,
+every one checked at load.
 
 The keys are not listed here: each section's are the fields of a torch-free dataclass (`ssnas.config`,
 `SpaceConfig`, `RunSection`, `DataSection`), read with their type hints (`schema.py`, `kinds.py`) and

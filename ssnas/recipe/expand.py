@@ -33,7 +33,7 @@ def pipeline_stages(recipe: Recipe) -> list[str]:
 def run_points(recipe: Recipe) -> Iterator[RunPoint]:
     """(the resolved dict of one run, its arm or None, its sweep point) for every run of the recipe."""
     keys = list(recipe.sweep)
-    points = [dict(zip(keys, values)) for values in itertools.product(*(recipe.sweep[k] for k in keys))]
+    points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(recipe.sweep[k] for k in keys))]
     for arm, armed in armed_dicts(recipe):
         for point in points:
             d = _with_values(armed, point)

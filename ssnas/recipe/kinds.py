@@ -127,7 +127,7 @@ def _has_kind(hint: Any, value: Any) -> bool:
         return False
     if args[-1] is Ellipsis:
         return all(_has_kind(args[0], v) for v in value)
-    return len(value) == len(args) and all(_has_kind(a, v) for a, v in zip(args, value))
+    return len(value) == len(args) and all(_has_kind(a, v) for a, v in zip(args, value, strict=True))
 
 
 def names_a_file(kind: Kind, value: Any) -> bool:

@@ -132,24 +132,26 @@ def _normalize_arms(raw: Any, where: str) -> Any:
         return raw
     arms: dict[str, Any] = {}
     for name, table in raw.items():
-        if not isinstance(table, Mapping):
-            arms[name] = table
-            continue
-        flat: dict[str, Any] = {}
-
-        def walk(inner: Mapping[str, Any], prefix: str) -> None:
-            for key, value in inner.items():
-                dotted = f"{prefix}{key}"
-                if isinstance(value, Mapping) and dotted not in LEAVES:
-                    walk(value, f"{dotted}.")
-                elif dotted in flat:
-                    raise RecipeError(f"{where}: arms.{name}.{dotted}: given twice")
-                else:
-                    flat[dotted] = value
-
-        walk(table, "")
-        arms[name] = flat
+        arms[name] = _flatten_arm(table, f"{where}: arms.{name}") if isinstance(table, Mapping) else table
     return arms
+
+
+def _flatten_arm(table: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """One arm's nested tables as dotted keys; `where` names the arm in errors."""
+    flat: dict[str, Any] = {}
+
+    def walk(inner: Mapping[str, Any], prefix: str) -> None:
+        for key, value in inner.items():
+            dotted = f"{prefix}{key}"
+            if isinstance(value, Mapping) and dotted not in LEAVES:
+                walk(value, f"{dotted}.")
+            elif dotted in flat:
+                raise RecipeError(f"{where}.{dotted}: given twice")
+            else:
+                flat[dotted] = value
+
+    walk(table, "")
+    return flat
 
 
 def _resolve_paths(raw: dict[str, Any], base_dir: str) -> None:

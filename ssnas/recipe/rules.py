@@ -78,7 +78,7 @@ def check_files(run: RunSection, data: DataSection) -> None:
         if names_a_file(kind, path) and not os.path.isfile(path):
             problem = "not a file" if os.path.exists(path) else "file not found"
             raise Invalid(key, f"{display(path)}: {problem}")
-    if names_a_file(LEAVES["run.genotype"], run.genotype):
+    if run.genotype is not None and names_a_file(LEAVES["run.genotype"], run.genotype):
         from ssnas.nas.genotype import Genotype
 
         try:

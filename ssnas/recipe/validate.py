@@ -196,6 +196,7 @@ def _check_runs(recipe: Recipe, check_files: bool) -> None:
     if recipe.sweep:
         _check_points(run_points(dataclasses.replace(recipe, arms={})), recipe, check_files)
     for arm, armed in armed_dicts(recipe) if recipe.arms else ():
+        assert arm is not None  # a recipe with arms yields only its arms
         try:
             _build(armed, recipe.path, None, check_files)
         except Invalid as err:

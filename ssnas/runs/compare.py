@@ -48,7 +48,7 @@ def summary_rows(registry: Registry, runs: Sequence[Run], labels: Sequence[str],
     first = genotypes[0].genotype
 
     def row(field: str, values: Iterable[str]) -> dict[str, str]:
-        return {"": field, **dict(zip(labels, values))}
+        return {"": field, **dict(zip(labels, values, strict=True))}
 
     def similarity(found: GenotypeFound) -> str:
         if found.error:
@@ -79,5 +79,5 @@ def config_difference_rows(runs: Sequence[Run], labels: Sequence[str]) -> list[d
         values = [flat.get(key, missing) for flat in flats]
         if any(v != values[0] for v in values[1:]):
             rows.append({CONFIG_COLUMN: key,
-                         **{label: "-" if v is missing else plain(v) for label, v in zip(labels, values)}})
+                         **{label: "-" if v is missing else plain(v) for label, v in zip(labels, values, strict=True)}})
     return rows

@@ -94,7 +94,9 @@ class RunService:
         registry = self.writer()
         return actions.tag(registry, registry.get_run(run_id), add, remove)
 
-    def delete(self, ids: Sequence[str], confirm: Callable[[Sequence[Run]], bool] | None = None) -> list[actions.Outcome]:
+    def delete(
+        self, ids: Sequence[str], confirm: Callable[[Sequence[Run]], bool] | None = None
+    ) -> list[actions.Outcome]:
         registry = self.writer()
         return actions.delete(registry, self.runs_dir, [registry.get_run(i) for i in ids], confirm)
 

@@ -71,6 +71,7 @@ def _build(genotype: Genotype | None, space: SpaceConfig, config: FinetuneConfig
         shapes = [(level.shape[1], level.shape[2]) for level in data.levels]
         return build_no_search(config.model, shapes, data.node_modality, num_classes, config.hidden,
                                config.dropout).to(device)
+    assert genotype is not None, "a 'nas' model needs a genotype"
     network = FixedNet(data.in_channels, genotype, space)
     if network_state is not None:
         network.load_state_dict(network_state)
@@ -102,9 +103,14 @@ def _solved(mode: str, config: FinetuneConfig) -> bool:
 
 def _linear_head(model: nn.Module) -> tuple[Callable[[list[torch.Tensor]], torch.Tensor], nn.Linear]:
     """(what the last layer reads, the last layer) of a probed network or of the linear baseline."""
+    read: Callable[[list[torch.Tensor]], torch.Tensor]
     if isinstance(model, EarlyFusion):
-        return flat_nodes, model.net[-1]
-    return model.network, model.classifier.net[-1]
+        read, last = flat_nodes, model.net[-1]
+    else:
+        assert isinstance(model, Model), f"{type(model).__name__} has no linear head to solve"
+        read, last = model.network, model.classifier.net[-1]
+    assert isinstance(last, nn.Linear)
+    return read, last
 
 
 @torch.no_grad()

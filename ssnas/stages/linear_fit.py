@@ -52,11 +52,13 @@ def fit_linear(train_x: torch.Tensor, train_y: torch.Tensor, dev_x: torch.Tensor
                grid: tuple[float, ...] = L2_GRID, at_least_one: bool = False) -> LinearFit:
     """The logistic head (one sigmoid per class) with the best dev F1 weighted over `grid`."""
     train_x, train_y, dev_x, dev_y = (t.detach().float().cpu() for t in (train_x, train_y, dev_x, dev_y))
-    best, total = None, 0
+    best: LinearFit | None = None
+    total = 0
     for l2 in grid:
         weight, bias, iterations = _fit(train_x, train_y, l2)
         total += iterations
         threshold, dev_f1 = best_threshold(torch.sigmoid(dev_x @ weight.T + bias), dev_y, at_least_one=at_least_one)
         if best is None or dev_f1["weighted"] > best.dev_f1["weighted"]:
             best = LinearFit(weight, bias, l2, dev_f1, threshold, 0)
+    assert best is not None, "fit_linear: the L2 grid is empty"
     return LinearFit(best.weight, best.bias, best.l2, best.dev_f1, best.threshold, total)

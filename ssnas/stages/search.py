@@ -56,7 +56,10 @@ class SearchObjective(nn.Module):
         self.views = views
         out = supernet.out_features
         self.projector = ProjectionHead(out, out_features=config.projection_dim) if config.uses_ssl else None
-        self.classifier = Classifier(out, num_classes) if config.uses_labels else None
+        self.classifier: Classifier | None = None
+        if config.uses_labels:
+            assert num_classes is not None, "an objective with labels needs the number of classes"
+            self.classifier = Classifier(out, num_classes)
 
     def loss(
         self,
@@ -84,6 +87,7 @@ class SearchObjective(nn.Module):
             z_a, z_b = self.projector(fused[0]), self.projector(fused[1])
             total = total + self.config.ssl_weight * nt_xent(z_a, z_b, self.config.temperature)
         if self.classifier is not None:
+            assert targets is not None, "an objective with labels needs the batch's targets"
             logits = self.classifier(fused[-1])
             if labeled is not None:
                 logits, targets = logits[labeled], targets[labeled]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -16,6 +17,10 @@ from ssnas.data.views import make_views
 from ssnas.errors import SsnasError
 from ssnas.nas.batching import fuse_batches
 from ssnas.objectives import nt_xent
+
+if TYPE_CHECKING:
+    from ssnas.nas.fixed import FixedNet
+    from ssnas.nas.supernet import Supernet
 
 
 class NonFiniteLoss(SsnasError):
@@ -130,7 +135,9 @@ def plan_budget(rows: int, batch_size: int, epochs: int, min_steps: int) -> Budg
     return Budget(epochs=epochs, passes=passes, per_pass=per_pass, rows=rows, batch_size=batch_size)
 
 
-def epoch_batches(rows: Sequence[torch.Tensor], budget: Budget, seed: int, epoch: int) -> list[tuple[torch.Tensor, ...]]:
+def epoch_batches(
+    rows: Sequence[torch.Tensor], budget: Budget, seed: int, epoch: int
+) -> list[tuple[torch.Tensor, ...]]:
     """The steps of one epoch: `budget.passes` shuffled passes, each zipping a batch of every
     row set (the search draws its network batch and its architecture batch together). A
     function of (seed, epoch) alone, so that a resumed run draws what an unbroken one did."""
@@ -138,12 +145,12 @@ def epoch_batches(rows: Sequence[torch.Tensor], budget: Budget, seed: int, epoch
     steps: list[tuple[torch.Tensor, ...]] = []
     for _ in range(budget.passes):
         batches = [batch_indices(r, budget.batch_size, generator) for r in rows]
-        steps += list(zip(*batches))[: budget.per_pass]
+        steps += list(zip(*batches, strict=False))[: budget.per_pass]  # row sets differ in size: the fewest batches
     return steps
 
 
 def contrastive_loss(
-    network: nn.Module,
+    network: FixedNet | Supernet,
     projector: nn.Module,
     levels: list[torch.Tensor],
     node_modality: tuple[int, ...],
@@ -162,9 +169,10 @@ def contrastive_loss(
     return nt_xent(projector(fused_a), projector(fused_b), temperature)
 
 
-def adam(params: list[nn.Parameter], **options: object) -> torch.optim.Adam:
+def adam(params: list[nn.Parameter], *, lr: float, weight_decay: float,
+         betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Adam:
     """Adam with its fused kernel: one pass over the weights instead of a dozen (CPU and CUDA)."""
-    return torch.optim.Adam(params, fused=True, **options)
+    return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=True)
 
 
 def cosine_lr(optimizer: torch.optim.Optimizer, base: float, minimum: float, progress: float) -> None:

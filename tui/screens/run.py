@@ -20,8 +20,16 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, Tabs
 
 from ssnas.run_record import Run
-from ssnas.runs.format import (config_lines, duration, elapsed_seconds, field_lines, number, percent, run_fields,
-                               status_text)
+from ssnas.runs.format import (
+    config_lines,
+    duration,
+    elapsed_seconds,
+    field_lines,
+    number,
+    percent,
+    run_fields,
+    status_text,
+)
 from ssnas.runs.lookup import GenotypeFound, run_folder, run_genotype
 from tui.data import BASELINE, RunFeed, RunUpdate, baseline_genotype
 from tui.screens.runs import STATUS_STYLES
@@ -378,13 +386,14 @@ class RunScreen(Screen):
         if self.diff_target == "baseline":  # on the run's input nodes, as `ssnas diff` binds it
             from ssnas.nas.binding import bind_reference
 
-            theirs = bind_reference(other.genotype, mine.genotype.input_names, self.genotype_nodes)
-            if theirs is None:
+            bound = bind_reference(other.genotype, mine.genotype.input_names, self.genotype_nodes)
+            if bound is None:
                 view.display = False
                 nodes = ", ".join(other.genotype.used_input_names)
                 note.update(Text(f"diff vs {what}: this run's data lacks the input nodes it reads ({nodes}){hint}",
                                  style="dim"))
                 return
+            theirs = bound
         view.display = True
         source = "" if other.where == what else f" ({other.brief or other.where})"
         note.update(Text(f"diff vs {what}{source}{hint}", style="dim"))

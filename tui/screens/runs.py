@@ -164,7 +164,7 @@ class RunsTable(DataTable):
         except Exception:  # noqa: BLE001 - no valid cursor
             return None
 
-    def arrange(self, order: Sequence[str], current: str | None) -> None:
+    def order_rows(self, order: Sequence[str], current: str | None) -> None:
         """Put the rows in `order`, the cursor on run `current` (the top row when None)."""
         position = {run_id: i for i, run_id in enumerate(order)}
         self.sort("id", key=lambda cell: position.get(cell.run_id, len(position)))
@@ -323,7 +323,7 @@ class RunsScreen(Screen):
         refresh and each clock tick cost hundreds of ms). Columns shrink back at the next rebuild."""
         old = self._shown[run_id]
         table = self.table
-        for (key, _), before, after in zip(self._columns(), old, cells):
+        for (key, _), before, after in zip(self._columns(), old, cells, strict=True):
             if not same_cell(before, after):
                 column = table.columns.get(ColumnKey(key))
                 grows = column is None or cell_width(after) > column.content_width
@@ -351,7 +351,7 @@ class RunsScreen(Screen):
     def _arrange(self, current: str | None) -> None:
         runs = [self.ssnas.runs[run_id] for run_id in self._shown if run_id in self.ssnas.runs]
         order = order_runs(runs, self.sort_key, self.sort_reverse, self.grouped, self.ssnas.clock())
-        self.table.arrange(order, current)
+        self.table.order_rows(order, current)
 
     def refresh_state(self) -> None:
         """The empty state and the status line."""
@@ -415,7 +415,8 @@ class RunsScreen(Screen):
 
     @on(DataTable.RowSelected)
     def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.ssnas.open_run(event.row_key.value)
+        if event.row_key.value is not None:  # every row is keyed by its run id
+            self.ssnas.open_run(event.row_key.value)
 
     @on(DataTable.HeaderSelected)
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:

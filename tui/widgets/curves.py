@@ -60,7 +60,7 @@ class SeriesStats:
             if math.isfinite(y):
                 stats.low, stats.high = min(stats.low, y), max(stats.high, y)
         stats.count = len(points)
-        stats.last = tuple(points[-1]) if points else None
+        stats.last = (points[-1][0], points[-1][1]) if points else None  # a tuple, whatever the points are
         return stats
 
     def summary(self) -> str:
@@ -223,12 +223,13 @@ class MetricCurves(Widget):
         steps = [x for points in self.plotted.values() for x in (points[0][0], points[-1][0]) if points]
         for label, points in self.plotted.items():
             if points:
-                xs, ys = zip(*points)
+                xs, ys = zip(*points, strict=True)
                 side = "right" if label.split("/")[0] == right else "left"
                 plt.plot(xs, ys, label=label, marker="braille", yside=side)
         if steps:
             ticks = step_ticks(min(steps), max(steps))
-            plt.xticks(ticks, [step_label(t) for t in ticks])
+            positions: list[float] = list(ticks)  # still ints: plotext takes any number, its stub says float
+            plt.xticks(positions, [step_label(t) for t in ticks])
         widget.refresh()
 
     def _sparklines(self) -> None:

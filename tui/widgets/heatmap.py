@@ -129,13 +129,13 @@ def _distributions(kind: str, cell: int, step: int | None, slots: list[tuple[int
     slots = sorted(slots, key=lambda s: -1 if s[0] is None else s[0])
     values = [tuple(w.values()) for _, w in slots]
     if kind == "step_op":
-        chosen = [_argmax_op(tuple(w), v) for (_, w), v in zip(slots, values)]
+        chosen = [_argmax_op(tuple(w), v) for (_, w), v in zip(slots, values, strict=True)]
     elif len(slots) == 2 and tuple(slots[0][1]) == tuple(slots[1][1]) and len(values[0]) > 1:
         chosen = list(_best_pair(values[0], values[1]))
     else:
         chosen = [_argmax(v, range(len(v))) for v in values]
     return tuple(Distribution(kind, cell, step, slot, tuple(w), v, c, certainties.get((kind, cell, step, slot)))
-                 for (slot, w), v, c in zip(slots, values, chosen))
+                 for (slot, w), v, c in zip(slots, values, chosen, strict=True))
 
 
 def search_certainty(blocks: Iterable[Block]) -> SearchCertainty:
@@ -244,7 +244,7 @@ class HeatmapLayout:
         self.cell_widths = [max(max(len(tier.namer(c)) for c in b.choices), tier.min_value) + tier.pad
                             for b in blocks]
         self.certainty_at = self.label_width + max(
-            ((w + 1) * len(b.choices) for w, b in zip(self.cell_widths, blocks)), default=0)
+            ((w + 1) * len(b.choices) for w, b in zip(self.cell_widths, blocks, strict=True)), default=0)
         self.width = self.certainty_at + tier.certainty_width
 
 
@@ -342,7 +342,7 @@ class HeatmapDrawing:
     def lines(self, width: int) -> list[Text]:
         layout = choose_layout(self.blocks, width)
         out = [self._header_line(width)]
-        for block, cell_width in zip(self.blocks, layout.cell_widths):
+        for block, cell_width in zip(self.blocks, layout.cell_widths, strict=True):
             if block.step is None and len(out) > 1:
                 out.append(Text(""))
             out += block_lines(block, cell_width, layout)
@@ -478,7 +478,8 @@ class ArchHeatmap(Widget, can_focus=True):
     def header(self) -> Text:
         """`epoch 3/9 (step 48)`: the shown epoch, the last one, and the training step it was logged at."""
         epoch = self.epoch
-        steps = [r["step"] for r in self._rows.get(epoch, ()) if r.get("step") is not None]
+        shown = self._rows.get(epoch, []) if epoch is not None else []
+        steps = [r["step"] for r in shown if r.get("step") is not None]
         header = Text.assemble(("epoch ", _DIM), (f"{epoch}", _TITLE), (f"/{max(self._rows)}", _DIM))
         if steps:
             header.append(f" (step {max(steps)})", _DIM)
