@@ -39,13 +39,6 @@ def running(service: RunService, pid: int, name: str = "busy") -> str:
     return run_id
 
 
-def test_the_service_imports_neither_click_nor_textual_nor_torch():
-    code = ("import sys; import ssnas.runs.service, ssnas.runs.format;"
-            "print([m for m in ('click', 'textual', 'torch') if m in sys.modules])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
-
-
 def test_a_run_is_a_typed_record(service):
     run = service.run(queued(service, tags=["a"]))
     assert isinstance(run, Run) and run.status == "queued" and run.tags == ["a"]
