@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ssnas.errors import SsnasError
+from ssnas.runs.format import tags_text
 from ssnas.runs.lookup import GenotypeFound, run_folder, run_genotype
 
 if TYPE_CHECKING:
@@ -322,11 +323,7 @@ def tag_run(runs_dir: Path, run_id: str, text: str) -> ActionResult:
     add = [w for w in words if not w.startswith("-")]
     remove = [w[1:] for w in words if w.startswith("-") and len(w) > 1]
 
-    def tag(service: RunService) -> str:
-        run = service.tag(run_id, add, remove)
-        return f"{run.short_id}: {', '.join(run.tags) or 'no tags'}"
-
-    return act(runs_dir, tag)
+    return act(runs_dir, lambda service: tags_text(service.tag(run_id, add, remove)))
 
 
 def delete_run(runs_dir: Path, run_id: str) -> ActionResult:

@@ -8,6 +8,7 @@ import click
 
 from ssnas.commands.common import pass_service, reports_errors
 from ssnas.run_record import Run
+from ssnas.runs.format import tags_text
 from ssnas.runs.service import RunService
 
 
@@ -31,7 +32,7 @@ def kill(service: RunService, runs: tuple[str, ...], address: str | None) -> Non
 def tag(service: RunService, run_id: str, tags: tuple[str, ...], remove: bool) -> None:
     """Add (or remove) tags on a run."""
     run = service.tag(run_id, remove=tags) if remove else service.tag(run_id, add=tags)
-    click.echo(f"{run.short_id}: {', '.join(run.tags) or 'no tags'}")
+    click.echo(tags_text(run))
 
 
 @click.command()

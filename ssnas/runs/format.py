@@ -56,6 +56,11 @@ def stage_text(run: Run) -> str:
     return f"{run.stage} x{run.children}" if run.children > 1 else run.stage
 
 
+def tags_text(run: Run) -> str:
+    """What `ssnas tag` and the dashboard's tag dialog say afterwards."""
+    return f"{run.short_id}: {', '.join(run.tags) or 'no tags'}"
+
+
 def number(value: Any, fmt: str = ".4g") -> str:
     return "-" if value is None else format(value, fmt)
 
