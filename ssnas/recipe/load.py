@@ -8,7 +8,7 @@ import copy
 import difflib
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,25 +104,28 @@ def _read_toml(shown: str) -> dict[str, Any]:
         raise RecipeError(f"{shown}: TOML syntax error: {err}") from None
 
 
+def _dotted_leaves(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every value of nested tables, in order; a key whose value is itself a
+    table (LEAVES, e.g. run.genotype_nodes) is one leaf. `a.b = 1` nests in TOML, "a.b" = 1 does not."""
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and dotted not in LEAVES:
+            yield from _dotted_leaves(value, f"{dotted}.")
+        else:
+            yield dotted, value
+
+
 def _normalize_sweep(raw: Any, where: str) -> Any:
-    """Sweep keys flattened (`a.b = [...]` nests in TOML) and bare aliases made dotted."""
+    """Sweep keys flattened and bare aliases made dotted."""
     if not isinstance(raw, Mapping):
         return raw
     flat: dict[str, Any] = {}
     written: dict[str, str] = {}
-
-    def walk(table: Mapping[str, Any], prefix: str) -> None:
-        for key, value in table.items():
-            dotted = f"{prefix}{key}"
-            if isinstance(value, Mapping) and dotted not in LEAVES:
-                walk(value, f"{dotted}.")
-                continue
-            target = SWEEP_ALIASES.get(dotted, dotted)
-            if target in flat:
-                raise RecipeError(f"{where}: sweep.{target}: given twice (as {written[target]} and {dotted})")
-            flat[target], written[target] = value, dotted
-
-    walk(raw, "")
+    for dotted, value in _dotted_leaves(raw):
+        target = SWEEP_ALIASES.get(dotted, dotted)
+        if target in flat:
+            raise RecipeError(f"{where}: sweep.{target}: given twice (as {written[target]} and {dotted})")
+        flat[target], written[target] = value, dotted
     return flat
 
 
@@ -139,18 +142,10 @@ def _normalize_arms(raw: Any, where: str) -> Any:
 def _flatten_arm(table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """One arm's nested tables as dotted keys; `where` names the arm in errors."""
     flat: dict[str, Any] = {}
-
-    def walk(inner: Mapping[str, Any], prefix: str) -> None:
-        for key, value in inner.items():
-            dotted = f"{prefix}{key}"
-            if isinstance(value, Mapping) and dotted not in LEAVES:
-                walk(value, f"{dotted}.")
-            elif dotted in flat:
-                raise RecipeError(f"{where}.{dotted}: given twice")
-            else:
-                flat[dotted] = value
-
-    walk(table, "")
+    for dotted, value in _dotted_leaves(table):
+        if dotted in flat:
+            raise RecipeError(f"{where}.{dotted}: given twice")
+        flat[dotted] = value
     return flat
 
 
