@@ -434,7 +434,7 @@ class Registry:
 
     def _worker_gone(self, row: dict, now: float, stale_after: float) -> bool:
         if row["host"] == self._host:
-            return not _pid_alive(row["pid"])
+            return not pid_alive(row["pid"])
         return (row["heartbeat_at"] or 0) < now - stale_after * REMOTE_STALE_FACTOR
 
     def runs(self, *, status: str | Sequence[str] | None = None, stage: str | Sequence[str] | None = None,
@@ -618,7 +618,7 @@ def _check_file(path: Path, create: bool) -> None:
         raise RegistryError(f"{path}: is a directory, not a registry file")
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     """Whether a process of this host still runs `pid` (a zombie counts as gone)."""
     if not pid or pid <= 0:
         return False

@@ -16,8 +16,7 @@ import time
 import pytest
 
 from ssnas.errors import SsnasError
-from ssnas.registry import Registry, this_host
-from ssnas.scheduling.local import process_alive
+from ssnas.registry import Registry, pid_alive, this_host
 from ssnas.scheduling.state import read_state, scheduler_alive
 from tests.e2e import scheduler_pid, ssnas, tiny_recipe, wait_for
 
@@ -121,7 +120,7 @@ def test_two_detached_submissions_share_one_max_parallel_and_the_scheduler_then_
     assert all(a[1] <= b[0] for a, b in zip(intervals, intervals[1:], strict=False))  # one worker at a time
     assert read_state(runs).settings.max_parallel == 1  # kept: the second submission gave none
     wait_for(lambda: not scheduler_alive(runs), timeout=15)  # idle: it exits on its own
-    wait_for(lambda: not process_alive(pid), timeout=5)
+    wait_for(lambda: not pid_alive(pid), timeout=5)
     log = (runs / "scheduler.log").read_text()
     assert log.count("scheduler idle: exiting") >= 1 and log.count("started on the CPU") == 3
 

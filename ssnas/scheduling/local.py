@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ssnas.registry import Registry, this_host
+from ssnas.registry import Registry, pid_alive, this_host
 from ssnas.run_record import Run
 from ssnas.scheduling.executor import WorkerStatus
 
@@ -28,27 +28,12 @@ def run_folder(runs_dir: Path, run: Run) -> Path:
     return recorded if recorded is not None and recorded.is_absolute() else Path(runs_dir) / run.id
 
 
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` of this machine exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc: os.kill said it exists
-
-
 def worker_of(pid: int, run_id: str) -> bool:
     """Whether process `pid` is the worker of `run_id` (and not another process that reuses a dead one's pid)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return process_alive(pid)  # no /proc: trust the pid
+        return pid_alive(pid)  # no /proc: trust the pid
     return b"ssnas.worker" in argv and run_id.encode() in argv
 
 
@@ -100,7 +85,7 @@ class LocalExecutor:
     def adopt(self, run: Run) -> WorkerStatus:
         """Watch a running run's worker of this machine by its pid (it is no child of ours)."""
         pid = run.pid
-        if not pid or run.host != this_host() or not process_alive(pid) or not worker_of(pid, run.id):
+        if not pid or run.host != this_host() or not pid_alive(pid) or not worker_of(pid, run.id):
             return WorkerStatus(alive=False, pid=pid)
         self._forget(run.id)
         self._adopted[run.id] = pid
@@ -117,7 +102,7 @@ class LocalExecutor:
         pid = self._adopted.get(run_id)
         if pid is None:
             return WorkerStatus(alive=False)
-        alive = process_alive(pid)
+        alive = pid_alive(pid)
         if not alive:
             self._unwatch(run_id)
         return WorkerStatus(alive=alive, pid=pid)
