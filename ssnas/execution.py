@@ -10,7 +10,6 @@ network (or, after a search, the genotype trained from scratch).
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,8 @@ from ssnas.data.datasets import load_dataset
 from ssnas.data.pyramids import FeatureSet
 from ssnas.data.standardize import standardized
 from ssnas.errors import ConfigError, GenotypeError
-from ssnas.nas.binding import bind, bind_given, load_given
-from ssnas.nas.genotype import Genotype, random_genotype
+from ssnas.nas.binding import bind, given_genotype
+from ssnas.nas.genotype import Genotype
 from ssnas.recipe import Recipe
 from ssnas.reporting import Reporter
 from ssnas.stages.finetune import finetune
@@ -42,16 +41,11 @@ def features_of(recipe: Recipe) -> FeatureSet:
 
 
 def genotype_from(reference: str, recipe: Recipe, features: FeatureSet) -> Genotype:
-    """A recipe's `run.genotype` on the dataset's input nodes: 'random' is drawn on them (seeded by
-    run.seed); 'baseline:NAME' or a JSON path is bound to them by name, or through run.genotype_nodes.
-    The recipe was checked at `ssnas run`; this refuses again, in case the data changed since."""
-    if reference == "random":
-        space = recipe.space_config()
-        return random_genotype(features.node_names, space.cells, space.steps, space.primitives,
-                               space.cell_multiplier, random.Random(recipe.run.seed))
-    genotype = load_given(reference)
+    """A recipe's `run.genotype` on the dataset's input nodes (`given_genotype`). The recipe was checked at
+    `ssnas run`; this refuses again, in case the data changed since."""
     try:
-        return bind_given(genotype, features.node_names, recipe.run.genotype_nodes, _dataset(features))
+        return given_genotype(reference, features.node_names, recipe.run.genotype_nodes, recipe.space_config(),
+                              recipe.run.seed, _dataset(features))
     except GenotypeError as err:
         raise GenotypeError(f"{recipe.path}: {err}") from None
 

@@ -12,11 +12,13 @@ fast; sqlite-utils (which pulls in numpy) is imported only to create or migrate 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import socket
 import sqlite3
+import tempfile
 import threading
 import time
 import uuid
@@ -96,9 +98,18 @@ def _migration_2(db: sqlite_utils.Database) -> None:
     db.table("runs").add_column("ray_options", str)
 
 
+def _migration_3(db: sqlite_utils.Database) -> None:
+    """runs.worked_seconds: how long a run's ended attempts worked, so that a resumed run's elapsed time
+    (and a search's cost) counts every attempt; started_at and ended_at stay the last attempt's."""
+    db.table("runs").add_column("worked_seconds", float)
+    db.execute("UPDATE runs SET worked_seconds = ended_at - started_at WHERE ended_at IS NOT NULL "
+               "AND started_at IS NOT NULL")
+
+
 MIGRATIONS: tuple[tuple[int, str, Callable[[Any], None]], ...] = (
     (1, "initial schema", _migration_1),
     (2, "runs.ray_options", _migration_2),
+    (3, "runs.worked_seconds", _migration_3),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -117,6 +128,32 @@ def this_host() -> str:
     return socket.gethostname()
 
 
+
+@dataclass(frozen=True)
+class NewRun:
+    """A run to record as queued (`Registry.create_runs`): what its row starts with. `parent` is a run id,
+    or the index of an earlier run of the same batch."""
+
+    name: str
+    stage: str
+    config: dict
+    recipe_path: str | None = None
+    objective: str | None = None
+    dataset: str | None = None
+    label_ratio: float | None = None
+    seed: int | None = None
+    group_id: str | None = None
+    parent: str | int | None = None
+    tags: tuple[str, ...] = ()
+    git_commit: str | None = None
+    host: str | None = None
+    versions: dict | None = None
+    run_dir: str | None = None
+    executor: str = "local"
+    ray_options: str | None = None
+    run_id: str | None = None
+
+
 class Registry:
     """One registry file: runs, their metrics, architecture weights, genotypes and events.
 
@@ -129,18 +166,28 @@ class Registry:
         self.readonly = readonly
         self._lock = threading.RLock()
         self._host = this_host()
-        _check_file(self.path, create and not readonly)
-        if create and not readonly:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        creating = create and not readonly
+        _check_file(self.path, creating)
+        new = creating and not self.path.exists()
+        folders = _make_folders(self.path.parent) if creating else []
+        try:
+            self._open_file()
+        except BaseException:
+            if new:  # a read-only or full disk: leave nothing behind that a later reader would trip on
+                _undo_create(self.path, folders)
+            raise
+
+    def _open_file(self) -> None:
+        """Connect and bring the schema up to date; a failure is a RegistryError naming the file or folder."""
         try:
             self._conn = self._connect(immutable=False)
         except sqlite3.Error as error:
-            raise RegistryError(f"{self.path}: cannot open ({error})") from None
+            raise self._cannot_open(f"cannot open ({error})") from None
         try:
             try:
                 self._open()
             except sqlite3.OperationalError:
-                if not readonly:
+                if not self.readonly:
                     raise
                 # a read-only folder without the WAL's shared-memory file: read the file as it is
                 self._conn.close()
@@ -149,12 +196,17 @@ class Registry:
         except sqlite3.DatabaseError as error:
             self._conn.close()
             if isinstance(error, sqlite3.OperationalError):
-                raise RegistryError(f"{self.path}: {error}") from None
+                raise self._cannot_open(str(error)) from None
             reason = "not an SQLite database" if str(error) == "file is not a database" else error
             raise RegistryError(f"{self.path}: not an ssnas registry ({reason})") from None
         except BaseException:
             self._conn.close()
             raise
+
+    def _cannot_open(self, problem: str) -> RegistryError:
+        """Why opening failed, naming the folder when it takes no new file (SQLite only says "unable to open")."""
+        refused = None if self.readonly else _unwritable(self.path.parent)
+        return RegistryError(f"{self.path.parent}: cannot write ({refused})" if refused else f"{self.path}: {problem}")
 
     def _connect(self, immutable: bool) -> sqlite3.Connection:
         """A read-write connection, or with `readonly` one that cannot write (SQLite refuses every write)."""
@@ -295,31 +347,57 @@ class Registry:
         `run_id` fixes the id instead (tests, snapshots, importers): 4 to 64 of lowercase letters,
         digits and '-', starting with a letter or digit; an id already taken is an error.
         """
-        if stage not in STAGES:
-            raise RegistryError(f"stage {stage!r} is not one of {', '.join(STAGES)}")
-        if run_id is not None and (not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id)):
-            raise RegistryError(f"run id {run_id!r} is not 4-64 of a-z, 0-9 and '-' (starting with a-z or 0-9)")
-        record = {
-            "name": name, "stage": stage, "status": "queued", "parent_id": parent_id, "group_id": group_id,
-            "recipe_path": recipe_path, "config": _to_json(config, "config"), "objective": objective,
-            "dataset": dataset, "label_ratio": label_ratio, "seed": seed, "executor": executor, "host": host,
-            "git_commit": git_commit, "versions": None if versions is None else _to_json(versions, "versions"),
-            "created_at": time.time(), "run_dir": run_dir, "tags": _to_json(_tag_list(tags), "tags"),
-        }
-        columns = ", ".join(["id", *record, "revision"])
-        marks = ", ".join("?" * (len(record) + 2))
+        new = NewRun(name=name, stage=stage, config=config, recipe_path=recipe_path, objective=objective,
+                     dataset=dataset, label_ratio=label_ratio, seed=seed, group_id=group_id, parent=parent_id,
+                     tags=tuple(tags), git_commit=git_commit, host=host, versions=versions, run_dir=run_dir,
+                     executor=executor, run_id=run_id)
+        return self.create_runs([new])[0]
+
+    def create_runs(self, runs: Sequence[NewRun], runs_dir: Path | None = None,
+                    before_commit: Callable[[list[str]], None] | None = None) -> list[str]:
+        """Record queued runs all together or not at all (one transaction); returns their ids in order.
+
+        A run's `parent` may be the index of an earlier run of the batch. With `runs_dir`, each run's
+        folder is `runs_dir/ID`. `before_commit(ids)` runs inside the transaction (creating the runs'
+        folders, say): if it raises, no row is written.
+        """
+        records = []
+        for new in runs:
+            if new.stage not in STAGES:
+                raise RegistryError(f"stage {new.stage!r} is not one of {', '.join(STAGES)}")
+            if new.run_id is not None and (not isinstance(new.run_id, str) or not RUN_ID.fullmatch(new.run_id)):
+                raise RegistryError(f"run id {new.run_id!r} is not 4-64 of a-z, 0-9 and '-' (starting with a-z or 0-9)")
+            records.append({
+                "name": new.name, "stage": new.stage, "status": "queued", "parent_id": None,
+                "group_id": new.group_id, "recipe_path": new.recipe_path, "config": _to_json(new.config, "config"),
+                "objective": new.objective, "dataset": new.dataset, "label_ratio": new.label_ratio, "seed": new.seed,
+                "executor": new.executor, "host": new.host, "git_commit": new.git_commit,
+                "versions": None if new.versions is None else _to_json(new.versions, "versions"),
+                "created_at": time.time(), "run_dir": new.run_dir, "tags": _to_json(_tag_list(new.tags), "tags"),
+                "ray_options": new.ray_options,
+            })
+        ids: list[str] = []
         with self._write() as conn:
-            if run_id is not None:
-                if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None:
-                    raise RegistryError(f"{self.path}: run id {run_id!r} is already taken")
-            else:
-                while True:
-                    run_id = uuid.uuid4().hex[:12]
-                    if conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
-                        break
-            conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
-                         [run_id, *record.values(), self._bump_revision(conn)])
-        return run_id
+            for new, record in zip(runs, records, strict=True):
+                run_id = new.run_id
+                if run_id is not None:
+                    if run_id in ids or conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                        raise RegistryError(f"{self.path}: run id {run_id!r} is already taken")
+                else:
+                    while run_id is None or run_id in ids or \
+                            conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is not None:
+                        run_id = uuid.uuid4().hex[:12]
+                record["parent_id"] = ids[new.parent] if isinstance(new.parent, int) else new.parent
+                if runs_dir is not None:
+                    record["run_dir"] = str(Path(runs_dir) / run_id)
+                columns = ", ".join(["id", *record, "revision"])
+                marks = ", ".join("?" * (len(record) + 2))
+                conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})",
+                             [run_id, *record.values(), self._bump_revision(conn)])
+                ids.append(run_id)
+            if before_commit is not None:
+                before_commit(ids)
+        return ids
 
     def resolve(self, prefix: str) -> str:
         """The one run id that starts with `prefix`, so people can type a few characters."""
@@ -355,6 +433,16 @@ class Registry:
         with self._write() as conn:
             self._update(conn, run_id, values)
 
+    def requeue(self, run_ids: Sequence[str], ray_options: str | None = None) -> None:
+        """Queue ended runs again under their ids (a resume), all in one transaction; with `ray_options`, what
+        each asks of the cluster now."""
+        values: dict[str, Any] = {"status": "queued", "error": None, "ended_at": None}
+        if ray_options is not None:
+            values["ray_options"] = ray_options
+        with self._write() as conn:
+            for run_id in run_ids:
+                self._update(conn, run_id, values)
+
     def start_run(self, run_id: str, *, pid: int, host: str, device: str, node: str | None = None) -> None:
         """Mark a queued run running in process `pid` on `host` (use `this_host()`); a resumed run is queued
         again first. In one transaction with the check, so a run killed while queued never starts."""
@@ -382,13 +470,18 @@ class Registry:
             return cursor.rowcount > 0
 
     def finish_run(self, run_id: str, status: str, error: str | None = None) -> None:
-        """End a run: finished, failed (with the error), killed or lost."""
+        """End a run: finished, failed (with the error), killed or lost. A running run's attempt is added to
+        its `worked_seconds`."""
         if status not in TERMINAL:
             raise RegistryError(f"status {status!r} is not one of {', '.join(TERMINAL)}")
-        values: dict[str, Any] = {"status": status, "ended_at": time.time(), "error": error}
+        now = time.time()
+        values: dict[str, Any] = {"status": status, "ended_at": now, "error": error}
         if status == "finished":
             values["progress"] = 1.0
         with self._write() as conn:
+            row = conn.execute("SELECT status, started_at, worked_seconds FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is not None and row[0] == "running" and row[1] is not None:
+                values["worked_seconds"] = (row[2] or 0.0) + now - row[1]
             self._update(conn, run_id, values)
 
     def heartbeat(self, run_id: str, progress: float | None = None) -> None:
@@ -418,7 +511,9 @@ class Registry:
             with self._write() as conn:
                 for run_id in gone:
                     cursor = conn.execute(  # still running and still stale: a heartbeat may have just come
-                        "UPDATE runs SET status = 'lost', ended_at = ?, error = 'worker process gone', revision = ? "
+                        "UPDATE runs SET status = 'lost', ended_at = ?, error = 'worker process gone', revision = ?, "
+                        # the attempt worked until its last sign of life
+                        "worked_seconds = coalesce(worked_seconds, 0) + coalesce(heartbeat_at - started_at, 0) "
                         "WHERE id = ? AND status = 'running' AND coalesce(heartbeat_at, 0) < ?",
                         (now, self._bump_revision(conn), run_id, now - stale_after),
                     )
@@ -464,7 +559,18 @@ class Registry:
             conditions.append(sql)
             params += where_params
         order, order_params = compile_sort(sort, self._run_columns)
-        return self._select_runs(conditions, params + order_params, order, limit, config)
+        try:
+            return self._select_runs(conditions, params + order_params, order, limit, config)
+        except sqlite3.OperationalError as error:  # a filter SQLite will not evaluate: too deep, too many values
+            raise RegistryError(f"--where: {error}" if where else f"{self.path}: {error}") from None
+
+    def corrupt_runs(self) -> dict[str, str]:
+        """Runs whose stored JSON does not decode, each with what is wrong (`config is not valid JSON`). A filter
+        on a corrupt column leaves its run out rather than failing; a listing names those runs with this."""
+        checks = {column: f"json_valid(coalesce({column}, 'null'))" for column in JSON_COLUMNS}
+        rows = self._rows(f"SELECT id, {', '.join(f'{sql} AS {name}' for name, sql in checks.items())} FROM runs "
+                          f"WHERE NOT ({' AND '.join(checks.values())}) ORDER BY rowid")
+        return {row["id"]: "; ".join(f"{name} is not valid JSON" for name in checks if not row[name]) for row in rows}
 
     def group(self, group_id: str) -> list[Run]:
         """The sibling runs of one sweep or pipeline, oldest first."""
@@ -500,8 +606,9 @@ class Registry:
             conn.execute("INSERT INTO deleted_runs VALUES (?, ?)", (run_id, self._bump_revision(conn)))
 
     def delete_rows_after(self, run_id: str, step: int) -> None:
-        """Drop metrics, arch weights and genotypes logged after `step`: a resumed run logs them again
-        from its checkpoint, and a series must not hold a step twice. Events stay (they are the log)."""
+        """Drop metrics, arch weights and genotypes logged after `step` (-1: all of them): a resumed run logs
+        them again from its checkpoint (or from the start), and a series must not hold a step twice. Events
+        stay (they are the log)."""
         with self._write() as conn:
             for table in ("metrics", "arch_weights", "genotypes"):
                 conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND step > ?", (run_id, step))
@@ -618,6 +725,36 @@ def _check_file(path: Path, create: bool) -> None:
         raise RegistryError(f"{path}: is a directory, not a registry file")
 
 
+def _make_folders(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents; returns those it made, outermost first."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()][::-1]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _undo_create(None, missing)
+        raise RegistryError(f"{error.filename or folder}: cannot write ({error.strerror or error})") from None
+    return missing
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be made in `folder` (`Permission denied`, `Read-only file system`), or None."""
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return None
+    except OSError as error:
+        return error.strerror or str(error)
+
+
+def _undo_create(path: Path | None, folders: Sequence[Path]) -> None:
+    """Remove what a failed create left: an empty registry file, then the folders made for it while empty."""
+    with contextlib.suppress(OSError):
+        if path is not None and path.stat().st_size == 0:
+            path.unlink()
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
 def pid_alive(pid: int | None) -> bool:
     """Whether a process of this host still runs `pid` (a zombie counts as gone)."""
     if not pid or pid <= 0:
@@ -657,7 +794,7 @@ def _decode_run(row: dict) -> dict:
                 row[column] = json.loads(row[column])
             except ValueError:
                 row[column] = None
-                row["corrupt"] = f"{row.get('corrupt', '')} {column} is not valid JSON".strip()
+                row["corrupt"] = "; ".join(filter(None, (row.get("corrupt"), f"{column} is not valid JSON")))
     if "tags" in row and not isinstance(row["tags"], list):
         row["tags"] = []
     return row

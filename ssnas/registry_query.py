@@ -63,7 +63,13 @@ _LAST_METRIC = (
     "(SELECT m.value FROM metrics AS m WHERE m.id = (SELECT MAX(l.id) FROM metrics AS l INDEXED BY metrics_run_key"
     " WHERE l.run_id = runs.id AND l.key = ?))"
 )
-HAS_TAG = "EXISTS (SELECT 1 FROM json_each(runs.tags) AS t WHERE t.value {test})"
+# A JSON column that does not decode reads as missing (NULL), never as an error: one corrupt row must not
+# break the query of all the others. A filter that reads such a column leaves its run out (`_Parser.parse`).
+_VALID = {"config": "json_valid(runs.config)", "tags": "json_valid(runs.tags)"}
+_CONFIG = f"CASE WHEN {_VALID['config']} THEN runs.config END"
+HAS_TAG = f"EXISTS (SELECT 1 FROM json_each(CASE WHEN {_VALID['tags']} THEN runs.tags END) AS t WHERE t.value {{test}})"
+MAX_NESTING = 32  # parentheses and NOTs inside each other: far beyond a filter people write
+_INT64 = (-(2**63), 2**63 - 1)  # what SQLite stores as an integer
 
 _TOKEN = re.compile(
     r"""
@@ -140,7 +146,7 @@ def resolve_field(name: str, run_columns: Sequence[str], flag: str = "--where") 
         parts = parts[1:]
     if len(parts) > 1 and parts[0] != "metric":
         path = "$" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts)
-        return Field(name, "json_extract(runs.config, ?)", (path,))
+        return Field(name, f"json_extract({_CONFIG}, ?)", (path,))
     raise RegistryError(
         f"{flag}: unknown field {name!r} (run columns: {', '.join(field_names(run_columns))}; "
         f"summaries: {', '.join(SUMMARIES)}; tag; config paths like search.epochs; "
@@ -183,12 +189,14 @@ class _Parser:
         self.tokens = tokenize(text)
         self.run_columns = run_columns
         self.pos = 0
+        self.depth = 0
         self.params: list = []
+        self.reads: set[str] = set()  # the JSON columns the filter reads: "config", "tags"
 
     def parse(self) -> tuple[str, list]:
         sql = self._or()
         self._expect("end")
-        return sql, self.params
+        return " AND ".join([*(_VALID[column] for column in sorted(self.reads)), sql]), self.params
 
     # -- token helpers
 
@@ -230,17 +238,26 @@ class _Parser:
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
     def _not(self) -> str:
-        if self._take("keyword", "NOT"):
-            return f"(NOT {self._not()})"
-        if self._take("punct", "("):
-            inner = self._or()
-            self._expect("punct", ")")
+        token = self._token
+        if token.kind == "keyword" and token.text == "NOT" or token.kind == "punct" and token.text == "(":
+            self.pos += 1
+            if self.depth == MAX_NESTING:
+                raise RegistryError(f"--where: nested more than {MAX_NESTING} deep (at column {token.column})")
+            self.depth += 1
+            inner = f"(NOT {self._not()})" if token.text == "NOT" else self._or()
+            if token.text == "(":
+                self._expect("punct", ")")
+            self.depth -= 1
             return inner
         return self._comparison()
 
     def _comparison(self) -> str:
         token = self._expect("name")
         field = resolve_field(token.text, self.run_columns)
+        if field.is_tag:
+            self.reads.add("tags")
+        elif field.sql.startswith("json_extract"):
+            self.reads.add("config")
         if self._take("keyword", "IS"):
             negated = bool(self._take("keyword", "NOT"))
             self._expect("keyword", "NULL")
@@ -289,10 +306,22 @@ class _Parser:
         token = self._token
         self.pos += 1
         if token.kind == "number":
-            return int(token.text) if re.fullmatch(r"-?\d+", token.text) else float(token.text)
+            return _number(token)
         if token.kind == "string":
             quote = token.text[0]
             return token.text[1:-1].replace(quote * 2, quote)
         if token.kind == "keyword" and token.text in ("TRUE", "FALSE"):
             return 1 if token.text == "TRUE" else 0
         raise self._unexpected(token)
+
+
+def _number(token: Token) -> int | float:
+    """A number literal; an integer SQLite cannot hold (beyond 64 bits) is an error, not an overflow."""
+    if not re.fullmatch(r"-?\d+", token.text):
+        return float(token.text)
+    digits = token.text.lstrip("-").lstrip("0")
+    value = int(token.text) if len(digits) <= 19 else None  # int() of thousands of digits is refused anyway
+    if value is None or not _INT64[0] <= value <= _INT64[1]:
+        shown = token.text if len(token.text) <= 24 else f"{token.text[:20]}..."
+        raise RegistryError(f"--where: {shown} at column {token.column} is out of range (integers fit in 64 bits)")
+    return value

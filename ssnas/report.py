@@ -15,7 +15,8 @@ or a shorter one) ends in a finetune run; the report reads, per chain:
   the data lacks nodes the baseline reads) and, on the synthetic dataset, the only one with a planted
   architecture, by recovery of the planted input nodes. A column that means nothing for the data is
   left out, with a note saying why;
-- search cost: the search run's wall time (ended_at - started_at, finished searches only) and device;
+- search cost: the search run's wall time (every attempt of it, `ssnas.runs.format.elapsed_seconds`;
+  finished searches only) and device;
   how sure the search ended: the last `arch_top_ratio` and `arch_entropy` it logged (split "arch").
 
 Rows aggregate chains by (arm, r): mean and sample standard deviation over seeds, the gap to the best
@@ -42,6 +43,7 @@ from ssnas.data.nodes import SYNTHETIC_MODALITIES, node_name
 from ssnas.errors import GenotypeError, RegistryError
 from ssnas.nas.certainty import DECIDED_RATIO
 from ssnas.recipe import arm_of
+from ssnas.runs.format import elapsed_seconds, printable
 from ssnas.runs.lookup import run_folder
 
 if TYPE_CHECKING:
@@ -252,17 +254,17 @@ class Report:
     def format_table(self) -> str:
         """Aligned tables for people: F1 per arm and r, architectures and search per arm and r, per arm, and
         the paired ssl - random differences; then notes on what each column means or why it is left out."""
-        parts = [self._header()]
+        parts = [printable(self._header())]
         for title, columns, rows in self._sections(plus_minus="+-"):
             parts += ["", title, _aligned(columns, rows)]
-        return "\n".join([*parts, "", *self._footer("+-")])
+        return "\n".join([*parts, "", *map(printable, self._footer("+-"))])
 
     def format_markdown(self) -> str:
         """The same tables in GitHub markdown."""
-        parts = [f"### {self._header()}"]
+        parts = [f"### {printable(self._header())}"]
         for title, columns, rows in self._sections(plus_minus="±"):
             parts += ["", f"#### {title}", "", _markdown(columns, rows)]
-        return "\n".join([*parts, "", *(f"- {line}" for line in self._footer("±"))]) + "\n"
+        return "\n".join([*parts, "", *(f"- {printable(line)}" for line in self._footer("±"))]) + "\n"
 
     def plot_png(self, path: str | Path) -> Path:
         """Test F1 (weighted, mean +- std over seeds) against r per arm, log x axis, as a PNG (matplotlib, Agg);
@@ -329,7 +331,7 @@ class Report:
         return any(summary.arm == arm and summary.kind == "baseline" for summary in self.arms)
 
     def _legend(self, arm: str) -> str:
-        return f"{arm} (no search)" if self._is_baseline(arm) else arm
+        return printable(f"{arm} (no search)" if self._is_baseline(arm) else arm)
 
     def _header(self) -> str:
         datasets = ", ".join(self.datasets) or "-"
@@ -568,7 +570,7 @@ def _search_end(registry: Registry, search: Run | None) -> tuple[float | None, d
     a search that did not finish (its last values describe weights it never settled on)."""
     if search is None or search.status != "finished":
         return None, {}
-    seconds = search.ended_at - search.started_at if search.started_at and search.ended_at else None
+    seconds = elapsed_seconds(search)
     arch = _last_values(registry.metrics(search.id, split="arch"))
     return seconds, {key: value for key, value in arch.items() if math.isfinite(value)}
 
@@ -827,6 +829,7 @@ def _status_text(counts: dict[str, int] | Counter, leave_out: str | None = None)
 
 
 def _aligned(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    rows = [[printable(cell) for cell in row] for row in rows]  # an arm is a tag: anything a user typed
     widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in rows]
@@ -835,6 +838,6 @@ def _aligned(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _markdown(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+        return "| " + " | ".join(printable(cell).replace("|", "\\|") for cell in cells) + " |"
 
     return "\n".join([line(columns), "|" + "|".join(" --- " for _ in columns) + "|", *(line(row) for row in rows)])

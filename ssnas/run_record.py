@@ -53,6 +53,7 @@ class Run:
     tags: list[str] = field(default_factory=list)
     revision: int = 0
     ray_options: str | None = None  # a Ray run's options as JSON (ssnas.cluster.RayOptions.from_json)
+    worked_seconds: float | None = None  # what its ended attempts worked (started_at, ended_at: the last one's)
     latest_loss: float | None = None
     best_f1: float | None = None
     test_f1: float | None = None

@@ -11,6 +11,7 @@ Everything is validated before the first row is written, so a bad recipe creates
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 from ssnas.errors import RecipeError, RegistryError
 from ssnas.recipe import ARM_TAG, Recipe, load_recipe, pipeline_stages, point_label, recipe_from_dict, run_points
-from ssnas.registry import Registry
+from ssnas.registry import NewRun, Registry
 from ssnas.run_record import Run
 from ssnas.runs.lookup import run_folder
 from ssnas.scheduling.environment import git_commit, host_name, new_group_id, package_versions
@@ -158,6 +159,22 @@ def _run_key(registry: Registry, run: Run, keys: dict[str, str | None]) -> str |
 
 
 @dataclass(frozen=True)
+class Plan:
+    """A recipe's stage runs, before anything is recorded: what preflight checks and `queue_plan` queues."""
+
+    recipe: Recipe
+    points: list[Point]
+    runs: list[PlannedRun]
+
+
+def plan_recipe(recipe_path: str, overrides: Sequence[str] = (), *, share: bool = True) -> Plan:
+    """Validate a recipe and plan its stage runs (see `plan_runs`); nothing is written."""
+    recipe = load_recipe(recipe_path, overrides)
+    points = recipe_points(recipe)
+    return Plan(recipe, points, plan_runs(points, share=share))
+
+
+@dataclass(frozen=True)
 class Submission:
     """What `submit` did: the group, the runs it queued (start order), and the earlier runs it linked to."""
 
@@ -172,35 +189,52 @@ def submit(registry: Registry, runs_dir: Path, recipe_path: str, overrides: Sequ
            share: bool = True, reuse: bool = False) -> Submission:
     """Validate a recipe and queue its runs: label-free stages once per key unless `share` is off; with `reuse`,
     none whose key an earlier finished run of the registry has (the chains link to that run)."""
-    recipe = load_recipe(recipe_path, overrides)
-    points = recipe_points(recipe)
-    planned = plan_runs(points, share=share)
+    return queue_plan(registry, runs_dir, plan_recipe(recipe_path, overrides, share=share), reuse=reuse)
+
+
+def queue_plan(registry: Registry, runs_dir: Path, plan: Plan, *, reuse: bool = False,
+               ray_options: str | None = None) -> Submission:
+    """Queue a plan's runs all or nothing: their rows in one transaction, their folders made inside it (and
+    removed again when it fails), so that a failure part-way leaves no run queued and no stray folder."""
     group_id = new_group_id()
-    commit, versions = git_commit(Path(recipe_path).resolve().parent), package_versions()
+    commit, versions = git_commit(Path(plan.recipe.path).resolve().parent), package_versions()
     earlier: Mapping[str, Run] = {}
     if reuse:
-        earlier = finished_by_key(registry, runs_dir, (p.stage for p in planned if p.key),
-                                  (p.recipe.data.dataset for p in planned))
-    ids: list[str] = []
-    queued: list[str] = []
+        earlier = finished_by_key(registry, runs_dir, (p.stage for p in plan.runs if p.key),
+                                  (p.recipe.data.dataset for p in plan.runs))
+    slots: list[str | int] = []  # per planned run: an earlier run's id, or its index among the new runs
+    new: list[NewRun] = []
     reused: list[str] = []
-    shared = 0
-    for run in planned:
+    for run in plan.runs:
         if run.key is not None and run.key in earlier:
-            ids.append(earlier[run.key].id)
-            reused.append(ids[-1])
+            slots.append(earlier[run.key].id)
+            reused.append(earlier[run.key].id)
             continue
-        parent_id = ids[run.parent] if run.parent is not None else None
-        ids.append(_create(registry, runs_dir, recipe.run.name, run, parent_id, group_id, commit, versions))
-        queued.append(ids[-1])
-        shared += len(run.points) > 1
-    return Submission(group_id, queued, list(dict.fromkeys(reused)), shared, len(points))
+        parent = slots[run.parent] if run.parent is not None else None
+        slots.append(len(new))
+        new.append(_new_run(plan.recipe.run.name, run, parent, group_id, commit, versions, ray_options))
+    made: list[Path] = []
+
+    def make_folders(ids: list[str]) -> None:
+        for run_id in ids:
+            folder = Path(runs_dir) / run_id
+            folder.mkdir(parents=True)
+            made.append(folder)
+
+    try:
+        queued = registry.create_runs(new, runs_dir, before_commit=make_folders) if new else []
+    except BaseException:
+        for folder in made:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    shared = sum(len(run.points) > 1 for run in plan.runs if not (run.key is not None and run.key in earlier))
+    return Submission(group_id, queued, list(dict.fromkeys(reused)), shared, len(plan.points))
 
 
-def _create(registry: Registry, runs_dir: Path, base: str, run: PlannedRun, parent_id: str | None, group_id: str,
-            commit: str | None, versions: dict[str, str]) -> str:
+def _new_run(base: str, run: PlannedRun, parent: str | int | None, group_id: str, commit: str | None,
+             versions: dict[str, str], ray_options: str | None) -> NewRun:
     recipe = run.recipe
-    run_id = registry.create_run(
+    return NewRun(
         name=shared_name(base, run.points, run.stage),
         stage=run.stage,
         config=recipe.to_dict(),
@@ -210,15 +244,14 @@ def _create(registry: Registry, runs_dir: Path, base: str, run: PlannedRun, pare
         label_ratio=_label_ratio(run.points),
         seed=recipe.run.seed,
         group_id=group_id,
-        parent_id=parent_id,
-        tags=shared_tags(run.points),
+        parent=parent,
+        tags=tuple(shared_tags(run.points)),
         git_commit=commit,
         host=host_name(),
         versions=versions,
         executor=recipe.run.executor,
+        ray_options=ray_options,
     )
-    registry.update_run(run_id, run_dir=str(runs_dir / run_id))
-    return run_id
 
 
 def submit_recipe(registry: Registry, runs_dir: Path, recipe_path: str, overrides: Sequence[str] = (), *,

@@ -14,7 +14,6 @@ also ships the run's files there whenever `on_files` says they changed.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from ssnas.nas.derive import ArchWeights
 from ssnas.nas.genotype import Genotype
 from ssnas.records import WorkerRecords
 from ssnas.registry import Registry
+from ssnas.writes import say, write_atomically
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -107,7 +107,7 @@ class RunReporter:
     def event(self, message: str, level: str = "info") -> None:
         with self._lock:
             self._events.append((self.run_id, time.time(), level, message))
-        print(f"[{level}] {message}", flush=True)
+        say(f"[{level}] {message}")
 
     def progress(self, stage: str, done: int, total: int, loss: float | None = None) -> None:
         self._progress = done / max(total, 1)
@@ -116,12 +116,10 @@ class RunReporter:
         return self._stop_requested.is_set()
 
     def checkpoint(self, state: dict[str, Any], *, epoch: int) -> None:
-        """Write the checkpoint atomically after flushing every row reported before it."""
+        """Write the checkpoint atomically after flushing every row reported before it (a failed write
+        leaves the last checkpoint and raises a WriteError with the OS's reason)."""
         self.flush()
-        path = self.run_dir / CHECKPOINT
-        tmp = path.with_suffix(".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
+        write_atomically(self.run_dir / CHECKPOINT, functools.partial(torch.save, state))
         if self._on_files is not None:
             self._on_files()
         self.event(f"checkpoint after epoch {epoch} (step {state['position']['step']})")

@@ -1,11 +1,13 @@
 """`python -m ssnas.worker RUN_ID --runs DIR`: one stage of one run, as its own process.
 
 The worker reads its run from the registry, marks it running, trains, and ends it `finished`,
-`killed` (SIGTERM: it checkpoints at the next step and stops), or `failed` (an exception or a
-non-finite loss, with the message). A run that already has a checkpoint resumes from it, and rows
-logged after that checkpoint are dropped first, so a resumed run's history reads as one. Its exit
-code says which (`WorkerExit`); a run it may not start (no longer queued, already running, its
-parent did not finish) it leaves as it is and exits `NOT_STARTED`.
+`killed` (SIGTERM: it checkpoints at the next step and stops; a stop that comes before the first step,
+from the worker's first instant on, ends it at once), or `failed` (an exception or a non-finite loss,
+with the message; a failed write with the OS's reason, "No space left on device"). A run that already
+has a checkpoint resumes from it, and rows logged after that checkpoint are dropped first; one without
+a checkpoint starts over, its earlier rows dropped: a resumed run's history reads as one. Its exit code
+says which (`WorkerExit`), also when the registry refused to record the end; a run it may not start (no
+longer queued, already running, its parent did not finish) it leaves as it is and exits `NOT_STARTED`.
 
 Where the run's files live and how the registry is reached is the `Place` of the run: locally, the
 run's folder and the registry file; on a Ray node (`--head-fd`), a scratch folder and a link to the
@@ -15,16 +17,19 @@ registry on the head, through the Ray task that started the worker (ssnas.cluste
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ssnas.errors import RegistryError
 from ssnas.records import WorkerRecords
@@ -32,6 +37,10 @@ from ssnas.registry import Registry
 from ssnas.run_record import TERMINAL, Run
 from ssnas.scheduling.executor import WorkerExit
 from ssnas.scheduling.local import run_folder
+from ssnas.writes import os_error, remove_temporaries, say
+
+if TYPE_CHECKING:
+    from ssnas.tracking import RunReporter
 
 
 @dataclass(frozen=True)
@@ -114,61 +123,142 @@ def run_linked_worker(run_id: str, scratch: Path, fd: int, node: str | None) -> 
     return work(link, run, place)
 
 
+class StopRequest:
+    """SIGTERM noted from the worker's first instant: before its reporter exists a stop is only
+    remembered (the default action would kill the worker and leave its run `lost`), then it is passed on
+    to the reporter, whose stage stops at its next step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._pass_on: Callable[[], None] | None = None
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        self.requested = True
+        if self._pass_on is not None:
+            self._pass_on()
+
+    def pass_to(self, request_stop: Callable[[], None]) -> None:
+        """From now on (and at once, if one came already) a stop goes to `request_stop`."""
+        self._pass_on = request_stop
+        if self.requested:
+            request_stop()
+
+
+@contextlib.contextmanager
+def noting_stops() -> Iterator[StopRequest]:
+    """SIGTERM handled by a `StopRequest` while the block runs (the previous handler after it)."""
+    stop = StopRequest()
+    previous = signal.signal(signal.SIGTERM, stop.on_signal)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def failure_text(error: BaseException) -> str:
+    """A failed run's error: the exception in one line, with the OS's reason when an OSError lies behind it
+    (torch says "unexpected pos 576 vs 534" where the disk is full)."""
+    text = f"{type(error).__name__}: {error}".splitlines()[0]
+    cause = os_error(error)
+    if cause is not None and str(cause.strerror) not in text:
+        text += f" ({cause.strerror})"
+    return text
+
+
+def resume_point(registry: WorkerRecords, run_id: str, run_dir: Path) -> dict[str, Any] | None:
+    """The checkpoint to go on from, with the rows logged after it dropped; without one the run starts over,
+    and every row and TensorBoard file an earlier attempt logged is dropped: either way its history reads
+    as one. Events stay: they are the log of every attempt."""
+    import torch
+
+    from ssnas.tracking import CHECKPOINT
+
+    if not (run_dir / CHECKPOINT).exists():
+        registry.delete_rows_after(run_id, -1)  # every step (they count from 0)
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        return None
+    resume = torch.load(run_dir / CHECKPOINT, weights_only=True)
+    registry.delete_rows_after(run_id, resume["position"]["step"])
+    say(f"[info] resuming from step {resume['position']['step']}")
+    return resume
+
+
 def work(registry: WorkerRecords, run: Run, place: Place) -> int:
     """Run the stage of `run`, recorded through `registry` (a `Registry`, or what stands for it on a
     Ray node); returns the process exit code (a `WorkerExit`)."""
+    with noting_stops() as stop:  # before start_run: `ssnas kill` signals the pid that start_run records
+        run_id = run.id
+        reason = why_not_startable(registry, run)
+        if reason is None:
+            try:  # refused when another worker started it first (one of two schedulers' for the same run)
+                registry.start_run(run_id, pid=os.getpid(), host=socket.gethostname(), device="starting",
+                                   node=place.node)
+            except RegistryError as error:
+                reason = str(error)
+        if reason is not None:
+            say(f"[info] not started: {reason}")
+            return WorkerExit.NOT_STARTED
+        return _run_stage(registry, run, place, stop)
+
+
+def _run_stage(registry: WorkerRecords, run: Run, place: Place, stop: StopRequest) -> int:
+    """The started run's stage, to its end; the end recorded by `_record_end` whichever way it comes."""
     run_id, run_dir = run.id, place.run_dir
-    reason = why_not_startable(registry, run)
-    if reason is None:
-        try:  # refused when another worker started it first (one of two schedulers' for the same run)
-            registry.start_run(run_id, pid=os.getpid(), host=socket.gethostname(), device="starting", node=place.node)
-        except RegistryError as error:
-            reason = str(error)
-    if reason is not None:
-        print(f"[info] not started: {reason}", flush=True)
-        return WorkerExit.NOT_STARTED
-    run_dir.mkdir(parents=True, exist_ok=True)
     reporter = None
     try:
-        import torch
-
+        run_dir.mkdir(parents=True, exist_ok=True)
         from ssnas.execution import run_stage
         from ssnas.recipe import recipe_from_dict
+        from ssnas.stages.loop import stopped_before_start
         from ssnas.stages.runtime import configure_threads
-        from ssnas.tracking import CHECKPOINT, RunReporter
+        from ssnas.tracking import RunReporter
 
         configure_threads()
         recipe = recipe_from_dict(run.config or {}, path=run.recipe_path or "<registry>")
         registry.update_run(run_id, device=_device_name(recipe.run.device))
-        resume = None
-        if (run_dir / CHECKPOINT).exists():
-            resume = torch.load(run_dir / CHECKPOINT, weights_only=True)
-            registry.delete_rows_after(run_id, resume["position"]["step"])
-            print(f"[info] resuming from step {resume['position']['step']}", flush=True)
+        if stop.requested:
+            raise stopped_before_start(run.stage)
+        remove_temporaries(run_dir)
+        resume = resume_point(registry, run_id, run_dir)
         reporter = RunReporter(place.open_sink, run_id, run_dir, hparams=run.config or {}, on_files=place.on_files)
-        request_stop = reporter.request_stop
-        signal.signal(signal.SIGTERM, lambda signum, frame: request_stop())
+        stop.pass_to(reporter.request_stop)
         summary = run_stage(run.stage, recipe, run_dir, place.parent_dir, reporter, resume=resume)
         reporter.close()
         reporter = None
-        print(json.dumps(summary), flush=True)
+        say(json.dumps(summary))
         registry.finish_run(run_id, "finished")
         return WorkerExit.FINISHED
     except BaseException as error:  # noqa: BLE001 - every way out must leave the run in a final state
-        from ssnas.stages.training import StageStopped
+        return _record_end(registry, run_id, reporter, error)
 
-        if reporter is not None:
-            try:
-                reporter.close()
-            except Exception as close_error:  # noqa: BLE001
-                print(f"[error] tracking: {close_error}", file=sys.stderr, flush=True)
-        if isinstance(error, (StageStopped, KeyboardInterrupt)):
-            print(f"[info] {error or 'interrupted'}", flush=True)
-            registry.finish_run(run_id, "killed", error=str(error) or "interrupted")
-            return WorkerExit.KILLED
-        traceback.print_exc()
-        registry.finish_run(run_id, "failed", error=f"{type(error).__name__}: {error}".splitlines()[0])
-        return WorkerExit.FAILED
+
+def _record_end(registry: WorkerRecords, run_id: str, reporter: RunReporter | None, error: BaseException) -> int:
+    """End the run `killed` (stopped) or `failed` (with the reason) and return the exit code that says so.
+
+    The status is recorded before anything is printed, since the log may be on a disk that is full. When
+    the registry refuses the record too, the reason goes to stderr and the exit code still tells the
+    scheduler how the run ended (it records that in the worker's place)."""
+    from ssnas.stages.training import StageStopped
+
+    if reporter is not None:
+        try:
+            reporter.close()
+        except Exception as close_error:  # noqa: BLE001
+            say(f"[error] tracking: {close_error}", sys.stderr)
+    if isinstance(error, (StageStopped, KeyboardInterrupt)):
+        status, text, code = "killed", str(error) or "interrupted", WorkerExit.KILLED
+    else:
+        status, text, code = "failed", failure_text(error), WorkerExit.FAILED
+    try:
+        registry.finish_run(run_id, status, error=text)
+    except Exception as record_error:  # noqa: BLE001 - the exit code still says how it ended
+        say(f"[error] run {run_id} ended {status} ({text}), but that could not be recorded: {record_error}",
+            sys.stderr)
+    if status == "killed":
+        say(f"[info] {text}")
+    else:
+        say("".join(traceback.format_exception(error)).rstrip(), sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,8 +279,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     exit_code = main()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):  # what the log's disk still takes
+        with contextlib.suppress(OSError):
+            stream.flush()
     # Registry, reporter, event files and checkpoint are all closed by now; skipping the
     # interpreter's teardown of torch saves 0.8 s per worker, which a chain of stages waits for.
     os._exit(exit_code)

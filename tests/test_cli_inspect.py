@@ -124,7 +124,7 @@ def add_search(registry, runs, objective, ratio, seed, tags=()):
     else:
         registry.heartbeat(run_id, progress=0.4)
         registry.finish_run(run_id, "failed", error="RuntimeError: CUDA out of memory")
-    registry.update_run(run_id, started_at=T0 + seed * 60 + 5, ended_at=T0 + seed * 60 + 88)
+    registry.update_run(run_id, started_at=T0 + seed * 60 + 5, ended_at=T0 + seed * 60 + 88, worked_seconds=83)
 
 
 def add_finetune(registry, runs):
@@ -139,7 +139,7 @@ def add_finetune(registry, runs):
                           (("f1_weighted", 0.512), ("f1_macro", 0.4), ("f1_micro", 0.6), ("f1_samples", 0.58),
                            ("threshold", 0.35))])
     registry.finish_run(run_id, "finished")
-    registry.update_run(run_id, started_at=T0 + 130, ended_at=T0 + 130 + 3725)
+    registry.update_run(run_id, started_at=T0 + 130, ended_at=T0 + 130 + 3725, worked_seconds=3725)
     (runs / run_id).mkdir(parents=True)
     load_baseline("bmnas-mmimdb").save(runs / run_id / "genotype.json")
 

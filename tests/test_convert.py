@@ -43,8 +43,8 @@ def test_round_trip_single_label_strings_with_a_stratified_split(tmp_path: Path)
     back = read_features(path)
     assert back.modalities == ("image", "text")
     assert back.node_names == ("image[0]", "image[1]", "text[0]")
-    for pyramid, original in zip(back.levels, views.values()):
-        for level, array in zip(pyramid, original):
+    for pyramid, original in zip(back.levels, views.values(), strict=True):
+        for level, array in zip(pyramid, original, strict=True):
             np.testing.assert_allclose(level.numpy(), array, rtol=1e-6)
     assert back.label_names == ("cat", "dog", "owl")
     columns = back.labels.numpy().argmax(axis=1)
@@ -225,7 +225,7 @@ def write_inputs(folder: Path) -> dict[str, Path]:
     views = make_views()
     np.savez(folder / "feats.npz", shallow=views["image"][0], deep=views["image"][1])
     text = views["text"][0].reshape(N, -1)[:, :5]
-    rows = zip(text, string_classes())
+    rows = zip(text, string_classes(), strict=True)
     lines = ["id,t_0,t_1,t_2,t_3,t_4,genre"] + [
         ",".join([str(i), *(repr(float(x)) for x in row), label]) for i, (row, label) in enumerate(rows)
     ]
@@ -261,7 +261,8 @@ def test_cli_given_splits_label_names_and_a_multi_hot_header(tmp_path: Path) -> 
     out = tmp_path / "out.h5"
     result = invoke(str(out), "--view", f"image={tmp_path}/feats.npz:deep",
                     "--view", f"text={tmp_path}/text.csv:t_0,t_3", "--labels", f"{tmp_path}/ids.npy",
-                    "--label-names", f"{tmp_path}/names.txt", "--splits", f"{tmp_path}/splits.npz", "--dtype", "float16")
+                    "--label-names", f"{tmp_path}/names.txt", "--splits", f"{tmp_path}/splits.npz",
+                    "--dtype", "float16")
     assert result.exit_code == 0, result.output
     assert result.output.strip().endswith("; 3 classes; train 30, dev 5, test 5")
     back = read_features(out)

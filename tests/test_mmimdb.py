@@ -8,8 +8,10 @@ import torch
 
 from ssnas.config.data import MMIMDBOptions
 from ssnas.data.encoders import TextMLPPyramid, VGG19Pyramid
+from ssnas.data.feature_check import SplitNeeds
 from ssnas.data.features import read_features, write_features
 from ssnas.data.mmimdb import CAFFE_BGR_MEAN, GENRES, load_mmimdb
+from ssnas.data.mmimdb_file import check_mmimdb_file
 from ssnas.errors import DatasetError
 
 N, H, W = 12, 64, 40
@@ -77,8 +79,8 @@ def test_cache_round_trip(loaded, tmp_path: Path) -> None:
     _, features = loaded
     back = read_features(write_features(features, tmp_path / "cache.h5", dtype="float32"))
     assert back.modalities == features.modalities and back.label_names == features.label_names
-    for pa, pb in zip(features.levels, back.levels):
-        for a, b in zip(pa, pb):
+    for pa, pb in zip(features.levels, back.levels, strict=True):
+        for a, b in zip(pa, pb, strict=True):
             assert torch.equal(a, b)
     assert torch.equal(back.labels, features.labels)
     assert all(torch.equal(back.splits[s], features.splits[s]) for s in RANGES)
@@ -110,7 +112,7 @@ def test_gmu_caffe_bgr_images_give_the_same_features(tmp_path: Path, weights) ->
     caffe = rgb[:, ::-1].astype(np.float32) - np.array(CAFFE_BGR_MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
     a = load_mmimdb(make_mmimdb(tmp_path / "rgb.h5", images=rgb), MMIMDBOptions(image_weights=weights[0]))
     b = load_mmimdb(make_mmimdb(tmp_path / "caffe.h5", images=caffe), MMIMDBOptions(image_weights=weights[0]))
-    for x, y in zip(a.levels[0], b.levels[0]):
+    for x, y in zip(a.levels[0], b.levels[0], strict=True):
         torch.testing.assert_close(x, y, atol=1e-3, rtol=1e-4)
 
 
@@ -129,6 +131,14 @@ def _rewrite(path: Path, mutate) -> Path:
 def _replace(f: h5py.File, key: str, data: np.ndarray) -> None:
     del f[key]
     f[key] = data
+
+
+def _nan_at(key: str, index: tuple[int, ...]):
+    def mutate(f: h5py.File) -> None:
+        data = f[key][()]
+        data[index] = np.nan
+        _replace(f, key, data)
+    return mutate
 
 
 MALFORMED = {
@@ -165,16 +175,78 @@ MALFORMED = {
         lambda f: f["genres"].attrs.__setitem__("target_names", '["Drama"]'),
         "genres.target_names: expected a JSON list of 23 names",
     ),
+    "NaN plot features": (_nan_at("features", (3, 7)), "features: contains NaN or inf (first at row 3)"),
+    "no rows": (
+        lambda f: [_replace(f, key, np.zeros((0, *f[key].shape[1:]), f[key].dtype)) for key in ("genres", "features")],
+        "genres: has no rows",
+    ),
+    "features without columns": (
+        lambda f: _replace(f, "features", np.zeros((N, 0), np.float32)),
+        "features: shape (12, 0) float32, expected float (N=12, D)",
+    ),
+    "empty posters": (
+        lambda f: _replace(f, "images", np.zeros((N, 3, 0, W), np.uint8)),
+        "images: shape (12, 3, 0, 40) uint8, expected numbers (N=12, 3, H, W)",
+    ),
 }
 
 
+@pytest.mark.parametrize("check", [load_mmimdb, check_mmimdb_file], ids=["load", "check"])
 @pytest.mark.parametrize("case", MALFORMED)
-def test_malformed_file_names_path_and_key(tmp_path: Path, case: str) -> None:
+def test_malformed_file_names_path_and_key(tmp_path: Path, case: str, check) -> None:
+    """The loader (worker) and the torch-free check (preflight) refuse the same files, in the same words."""
     mutate, message = MALFORMED[case]
     path = _rewrite(make_mmimdb(tmp_path / "mmimdb.h5"), mutate)
     with pytest.raises(DatasetError) as info:
-        load_mmimdb(path)
+        check(path)
     assert str(info.value).startswith(f"{path}: {message}")
+
+
+def test_check_against_what_the_run_needs(tmp_path: Path, monkeypatch) -> None:
+    from ssnas.data import row_scan
+
+    path = make_mmimdb(tmp_path / "m.h5")
+    needs = SplitNeeds({"train": 8, "dev": 2, "test": 2}, frozenset({"train", "dev", "test"}))
+    monkeypatch.setattr(row_scan, "BLOCK_BYTES", 500)  # genres and features a few rows at a time
+    assert check_mmimdb_file(path, needs) == check_mmimdb_file(path)
+    with pytest.raises(DatasetError, match=rf"^{path}: train: has 8 rows; needs at least 9 for this run's stages$"):
+        check_mmimdb_file(path, SplitNeeds({"train": 9}))
+    with h5py.File(path, "r+") as f:
+        genres = f["genres"][()]
+        genres[8:10] = 0
+        _replace(f, "genres", genres)
+    with pytest.raises(DatasetError, match=rf"^{path}: genres: no positive label in the dev split; F1 would be 0$"):
+        check_mmimdb_file(path, needs)
+    assert check_mmimdb_file(path, SplitNeeds({"dev": 2}, frozenset({"train"}))) == check_mmimdb_file(path)
+
+
+def test_an_empty_train_split_is_refused_when_the_run_trains(tmp_path: Path) -> None:
+    path = make_mmimdb(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["train"] = np.array([0, 0])
+    assert check_mmimdb_file(path) == [f"{path}: train: is empty; no stage can train on this file"]
+    with pytest.raises(DatasetError, match=rf"^{path}: train: has 0 rows; needs at least 1"):
+        check_mmimdb_file(path, SplitNeeds({"train": 1}))
+
+
+def test_degenerate_genres_are_warned_about_by_name(tmp_path: Path) -> None:
+    path = make_mmimdb(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as f:
+        genres = np.zeros((N, 23), np.int32)
+        genres[:, 0] = 1  # Drama in every movie
+        genres[0, 1:] = 1  # every other genre once, Action only outside train
+        genres[0, 5], genres[8, 5] = 0, 1
+        _replace(f, "genres", genres)
+    assert check_mmimdb_file(path) == [f"{path}: genres: class 'Action' has no positive label in the train split",
+                                       f"{path}: genres: class 'Drama' has a positive label in every train row (8)"]
+
+
+def test_nan_posters_are_refused_while_encoding(tmp_path: Path) -> None:
+    images = np.full((N, 3, H, W), 10.0, dtype=np.float32)
+    images[5, 1, 2, 3] = np.nan
+    path = make_mmimdb(tmp_path / "m.h5", images=images)
+    with pytest.raises(DatasetError, match=r"images: NaN or inf in rows 4\.\.7$"):
+        load_mmimdb(path, MMIMDBOptions(pixels="rgb", batch_size=4))
 
 
 def test_fuel_split_without_a_split(tmp_path: Path) -> None:

@@ -121,7 +121,10 @@ def test_runs_of_two_executors_are_not_started_together(tmp_path):
     assert len(registry.runs()) == 2  # nothing queued
 
 
-def test_gpus_are_rays_to_give_and_an_unreachable_cluster_is_one_line(tmp_path):
+def test_gpus_are_rays_to_give_and_an_unreachable_cluster_is_one_line(tmp_path, monkeypatch):
+    from ssnas.scheduling import state
+
+    monkeypatch.setattr(state, "detect_gpus", lambda: ["0"])  # a GPU this machine has: Ray still refuses it
     recipe = str(tiny_recipe(tmp_path))
     runs = ["--runs", str(tmp_path / "runs")]
     done = CliRunner().invoke(main, [*runs, "run", recipe, "--executor", "ray", "--gpus", "0"])

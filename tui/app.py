@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 
 from ssnas.run_record import Run
+from ssnas.runs.format import printable
 from tui.data import (
     ActionResult,
     RegistryReader,
@@ -78,7 +79,7 @@ class SsnasCommands(Provider):
     def _runs(self) -> list[tuple[str, str, Callable[[], object]]]:
         app: SsnasApp = self.app  # type: ignore[assignment]
         runs = sorted(app.runs.values(), key=lambda r: -(r.created_at or 0))
-        return [(f"open run {r.short_id} {r.name or ''}", f"{r.stage} · {r.status}",
+        return [(printable(f"open run {r.short_id} {r.name or ''}"), f"{r.stage} · {r.status}",
                  partial(app.open_run, r.id)) for r in runs]
 
     async def discover(self) -> Hits:
@@ -283,7 +284,8 @@ class SsnasApp(App):
             return
         if self._refused("kill", run):
             return
-        question = f"Kill run {run.short_id} ({run.name}, {run.status})?\nA running worker checkpoints first."
+        question = (f"Kill run {run.short_id} ({printable(run.name)}, {run.status})?\n"
+                    "A running worker checkpoints first.")
 
         def kill(yes: bool | None) -> None:
             if yes:
@@ -319,12 +321,20 @@ class SsnasApp(App):
         self.push_screen(TagScreen(run.id, run.tags or []), tag)
 
     def action_delete(self) -> None:
+        """The run and every run below it (a pipeline's later stages), after one question that says how many."""
+        from ssnas.runs.actions import delete_refusals, subtree
+
         run = self._target()
         if run is None:
             return
-        if self._refused("delete", run):
+        doomed = subtree([run], self.runs.values())
+        refused = delete_refusals(doomed, self.runs.values())
+        if refused:
+            self.notify("; ".join(refused), severity="warning")
             return
-        question = f"Delete run {run.short_id} ({run.name})?\nIts registry rows and its folder are removed."
+        below = f" and the {len(doomed) - 1} run(s) below it" if len(doomed) > 1 else ""
+        question = (f"Delete run {run.short_id} ({printable(run.name)}){below}?\n"
+                    "Their registry rows and folders are removed.")
 
         def delete(yes: bool | None) -> None:
             if yes:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ssnas.errors import SsnasError
-from ssnas.runs.format import tags_text
+from ssnas.runs.format import printable, tags_text
 from ssnas.runs.lookup import GenotypeFound, run_folder, run_genotype
 
 if TYPE_CHECKING:
@@ -36,11 +36,12 @@ LOG_READ_BYTES = 256 * 1024  # at most this much new log per poll
 
 
 def error_text(error: BaseException) -> str:
-    """One line for a widget: the library's own message, else the exception's type and message."""
+    """One line for a widget: the library's own message, else the exception's type and message; control
+    characters escaped."""
     if isinstance(error, SsnasError):
-        return str(error)
+        return printable(str(error))
     text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return printable(f"{type(error).__name__}: {text[0]}") if text else type(error).__name__
 
 
 # -- the registry, opened once it exists ----------------------------------------------------------
@@ -327,8 +328,8 @@ def tag_run(runs_dir: Path, run_id: str, text: str) -> ActionResult:
 
 
 def delete_run(runs_dir: Path, run_id: str) -> ActionResult:
-    """As `ssnas rm --yes` (the dashboard asked already)."""
-    return act(runs_dir, lambda service: _outcomes(service.delete([run_id])))
+    """As `ssnas rm --with-children --yes` (the dashboard asked already, saying how many runs go)."""
+    return act(runs_dir, lambda service: _outcomes(service.delete([run_id], with_children=True)))
 
 
 def resume_run(runs_dir: Path, run_id: str) -> ActionResult:

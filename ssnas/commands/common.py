@@ -11,17 +11,22 @@ from typing import Any
 
 import click
 
+from ssnas.runs.format import printable
 from ssnas.runs.service import RunService
 
 
 class UserError(click.ClickException):
-    """A library error shown as one line (exit code 2), never a traceback."""
+    """A library error shown as one line (exit code 2), never a traceback; control characters escaped."""
 
     exit_code = 2
 
+    def __init__(self, message: str) -> None:
+        super().__init__(printable(message))
+
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the library's own errors into one line and a non-zero exit."""
+    """Turn the library's own errors, and a file the system will not read or write (a read-only or full
+    disk, a path under a file), into one line naming what failed and exit code 2."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -31,8 +36,18 @@ def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except SsnasError as error:
             raise UserError(str(error)) from None
+        except BrokenPipeError:
+            raise  # a reader that went away (`| head`): click leaves quietly
+        except OSError as error:
+            raise UserError(os_error_text(error)) from None
 
     return wrapper
+
+
+def os_error_text(error: OSError) -> str:
+    """`runs/registry.db: Permission denied`: the file the system refused and why."""
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"{error.filename}: {reason}" if error.filename is not None else reason
 
 
 pass_service = click.make_pass_decorator(RunService)
@@ -63,19 +78,21 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], as_json: bool =
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str],
           formats: dict[str, Callable[[Any], str]] | None = None) -> str:
+    """Aligned columns for people: every cell one line, its control characters escaped."""
     formats = formats or {}
 
     def cell(row: dict[str, Any], column: str) -> str:
         value = row.get(column)
         if column in formats:
-            return formats[column](value)
+            return printable(formats[column](value))
         if value is None:
             return "-"
         if isinstance(value, float):
             return f"{value:.4g}"
-        return str(value)
+        return printable(str(value))
 
     cells = [[cell(row, c) for c in columns] for row in rows]
+    columns = [printable(c) for c in columns]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]

@@ -52,6 +52,8 @@ def features() -> None:
 def dataset_command(dataset: str, output: str, source: str | None, image_weights: str | None,
                     text_weights: str | None, dtype: Literal["float16", "float32"]) -> None:
     """Precompute a dataset's feature pyramids into one ssnas-features/1 file that search reads fast."""
+    if source is not None:
+        _check_input(dataset, source)
     from ssnas.data.datasets import load_dataset
     from ssnas.data.features import write_features
 
@@ -83,6 +85,7 @@ def from_arrays(output: str, views: tuple[str, ...], labels_spec: str | None, la
     """Your own per-view arrays, labels and splits -> one checked ssnas-features/1 file."""
     from ssnas.data.array_files import load_splits
     from ssnas.data.convert import arrays_to_features
+    from ssnas.data.feature_check import check_feature_file
     from ssnas.data.feature_format import summarize_feature_file
 
     if splits_file and fractions:
@@ -111,7 +114,26 @@ def from_arrays(output: str, views: tuple[str, ...], labels_spec: str | None, la
         dtype=dtype,
         origins=origins,
     )
+    # What the inputs allowed but a run would find degenerate (a class with no positive in the
+    # given train split), said now rather than at `ssnas run`.
+    _warn(check_feature_file(path))
     click.echo(f"{path}: {summarize_feature_file(path).describe()}")
+
+
+def _check_input(dataset: str, source: str) -> None:
+    """Refuse a bad input file whole before any work (and before torch loads), and print what is
+    legal but degenerate as `warning:` lines: the same check `ssnas run` makes."""
+    from ssnas.data.feature_check import check_feature_file
+    from ssnas.data.mmimdb_file import check_mmimdb_file
+
+    checks = {"features": check_feature_file, "mmimdb": check_mmimdb_file}
+    if dataset in checks:
+        _warn(checks[dataset](source))
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def _refuse_output_among_inputs(output: str, specs: list[str]) -> None:

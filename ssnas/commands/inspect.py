@@ -27,6 +27,7 @@ from ssnas.runs.format import (
     local_time,
     number,
     percent,
+    printable,
     run_fields,
     size_text,
     stage_text,
@@ -114,6 +115,8 @@ def runs_command(service: RunService, statuses: tuple[str, ...], stage: str | No
                          sort=sort, limit=limit + 1 if limit else None)
     more = bool(limit) and len(rows) > limit
     rows = rows[:limit] if limit else rows
+    if tag or (where and where.strip()):
+        _name_corrupt(registry, {row.id for row in rows})
     now = time.time()
     if not rows:
         filtered = statuses or stage or dataset or tag or group or (where and where.strip())
@@ -126,6 +129,13 @@ def runs_command(service: RunService, statuses: tuple[str, ...], stage: str | No
     emit([runs_table_row(row, now, registry.worker_gone(row)) for row in rows], RUNS_COLUMNS)
     if more:
         click.echo(f"(the first {limit} shown; --limit 0 lists all)")
+
+
+def _name_corrupt(registry: Registry, shown: set[str]) -> None:
+    """A warning on stderr per run whose stored JSON is corrupt and that a filter left out: it is not lost."""
+    for run_id, problem in registry.corrupt_runs().items():
+        if run_id not in shown:
+            click.echo(printable(f"warning: run {run_id[:8]}: {problem}; left out"), err=True)
 
 
 def _no_runs(message: str, as_json: bool, as_csv: bool) -> None:
@@ -191,7 +201,9 @@ def show_command(service: RunService, run: str) -> None:
     lines += ["", "metrics"] + metric_lines(registry, row)
     lines += ["", "files"] + file_lines(service.folder(row))
     lines += ["", f"events (last {EVENTS_SHOWN})"] + event_lines(registry, row.id)
-    click.echo("\n".join(lines))
+    click.echo("\n".join(map(printable, lines)))
+    if row.corrupt:
+        click.echo(f"warning: run {row.short_id}: {row.corrupt} (shown as missing)", err=True)
 
 
 # -- metrics ---------------------------------------------------------------------------------------
@@ -489,7 +501,8 @@ def diff_command(service: RunService, run: str, other: str | None, baseline: str
             if bound.used_input_names != other_genotype.used_input_names:
                 other_title += f", on the run's input nodes ({', '.join(bound.used_input_names)})"
             other_genotype = bound
-    click.echo(f"{label}: run {row.name} ({where})\n{other_label}: {other_title}\n")
+    click.echo(printable(f"{label}: run {row.name} ({where})"))
+    click.echo(printable(f"{other_label}: {other_title}") + "\n")
     click.echo(diff(genotype, other_genotype).render(label, other_label))
 
 
@@ -520,10 +533,11 @@ def compare_command(service: RunService, runs: tuple[str, ...]) -> None:
 @click.command("export")
 @click.argument("run")
 @click.option("--to", "target", type=click.Path(file_okay=False),
-              help="The folder to write into (default: ./export/RUN_ID).")
+              help="The folder to write into (default: ./export/RUN_ID); it must be empty or new.")
+@click.option("--force", is_flag=True, help="Replace an earlier export in that folder (nothing else is removed).")
 @pass_service
 @reports_errors
-def export_command(service: RunService, run: str, target: str | None) -> None:
+def export_command(service: RunService, run: str, target: str | None, force: bool) -> None:
     """Write a run's genotype, metrics and resolved recipe to a folder, for papers and other tools."""
-    for line in service.export(run, Path(target) if target else None):
-        click.echo(line)
+    for line in service.export(run, Path(target) if target else None, force=force):
+        click.echo(printable(line))

@@ -67,9 +67,9 @@ def launch_options(command: Callable[..., Any]) -> Callable[..., Any]:
                           "running and stop following. A closed terminal (SIGHUP) always detaches."),
         click.option("--gpus", help="GPU indices for the runs folder's workers, e.g. 0,1, or cpu (default: as "
                                     "set before; at first every GPU found, the CPU when none)."),
-        click.option("--max-parallel", type=click.IntRange(min=1),
-                     help="Workers at once for the runs folder (default: as set before; at first one per GPU, "
-                          "or 1 on the CPU)."),
+        click.option("--max-parallel", type=int,
+                     help="Workers at once for the runs folder, at least 1 (default: as set before; at first one "
+                          "per GPU, or 1 on the CPU)."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -78,8 +78,9 @@ def launch_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _options(gpus: str | None, max_parallel: int | None, ray: RayOptions | None) -> LaunchOptions:
     from ssnas.runs.launching import LaunchOptions
-    from ssnas.scheduling.state import parse_gpus
+    from ssnas.scheduling.state import check_max_parallel, parse_gpus
 
+    check_max_parallel(max_parallel)  # before anything is queued
     return LaunchOptions(max_parallel, parse_gpus(gpus), ray)
 
 
@@ -93,6 +94,8 @@ def follow_hint(runs_dir: Path) -> str:
 
 def _start(service: RunService, launched: Launched, detach: bool, on_interrupt: str) -> None:
     """Follow the queued runs to their end (a live view, then a summary) or, detached, say how to follow them."""
+    for warning in launched.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if launched.message:
         click.echo(launched.message)
     if not launched.run_ids:

@@ -8,7 +8,7 @@ import click
 
 from ssnas.commands.common import pass_service, reports_errors
 from ssnas.run_record import Run
-from ssnas.runs.format import tags_text
+from ssnas.runs.format import printable, tags_text
 from ssnas.runs.service import RunService
 
 
@@ -37,15 +37,23 @@ def tag(service: RunService, run_id: str, tags: tuple[str, ...], remove: bool) -
 
 @click.command()
 @click.argument("runs", nargs=-1, required=True)
+@click.option("--with-children", is_flag=True,
+              help="Also delete every run started from these (children, grandchildren, ...).")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @pass_service
 @reports_errors
-def rm(service: RunService, runs: tuple[str, ...], yes: bool) -> None:
-    """Delete runs: their registry rows and their folders (asks first)."""
-
-    def ask(targets: Sequence[Run]) -> bool:
-        names = ", ".join(f"{t.short_id} ({t.name})" for t in targets)
-        return click.confirm(f"delete {names} and their folders?", default=False)
-
-    for outcome in service.delete(runs, confirm=None if yes else ask):
+def rm(service: RunService, runs: tuple[str, ...], with_children: bool, yes: bool) -> None:
+    """Delete runs: their registry rows and their folders (asks first). A run with children is refused
+    unless they go too (--with-children); a running run is refused (kill it first)."""
+    for outcome in service.delete(runs, confirm=None if yes else _ask, with_children=with_children):
         click.echo(outcome.message)
+
+
+def _ask(targets: Sequence[Run]) -> bool:
+    """One question for every run that goes: the runs named, and how many below them."""
+    ids = {t.id for t in targets}
+    named = [t for t in targets if t.parent_id not in ids]
+    below = len(targets) - len(named)
+    names = ", ".join(f"{t.short_id} ({t.name})" for t in named)
+    children = f" and {below} run(s) below {'it' if len(named) == 1 else 'them'}" if below else ""
+    return click.confirm(printable(f"delete {names}{children}, and their folders?"), default=False)

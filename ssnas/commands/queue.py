@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @click.command("queue")
 @click.argument("runs", nargs=-1, metavar="[RUN]...")
-@click.option("--max-parallel", type=click.IntRange(min=1), help="Set the folder's workers at once.")
+@click.option("--max-parallel", type=int, help="Set the folder's workers at once (at least 1).")
 @click.option("--gpus", help="Set the folder's GPU slots, e.g. 0,1 (cpu: the CPU only).")
 @click.option("--cancel", is_flag=True, help="Take the RUNs given off the queue (they end killed, never started).")
 @click.option("--clear", is_flag=True, help="Take every queued run off the queue.")
@@ -31,17 +31,19 @@ def queue_command(service: RunService, runs: Sequence[str], max_parallel: int | 
     """Show the runs folder's scheduler and queue (running, then queued runs in start order, with why each
     waits); start a scheduler for queued runs that have none."""
     from ssnas.runs import launching
-    from ssnas.scheduling.state import parse_gpus
+    from ssnas.scheduling.state import check_max_parallel, parse_gpus
 
     if runs and not cancel:
         raise click.UsageError("RUN ids go with --cancel")
     if cancel and not runs:
         raise click.UsageError("--cancel takes the RUN ids to cancel")
+    check_max_parallel(max_parallel)  # the settings are checked before any run is cancelled
+    slots = parse_gpus(gpus)
     if cancel or clear:
         for outcome in launching.cancel_queued(service.runs_dir, runs, everything=clear):
             if not as_json:
                 click.echo(outcome.message)
-    shown = launching.queue(service.runs_dir, max_parallel, parse_gpus(gpus))
+    shown = launching.queue(service.runs_dir, max_parallel, slots)
     if as_json:
         click.echo(json.dumps(_as_dict(shown), indent=2, default=str))
         return

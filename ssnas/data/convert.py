@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from ssnas.data.feature_format import DTYPES, SPLITS, check_splits, overflows, write_feature_file
+from ssnas.data.row_scan import first_non_finite_row
 from ssnas.errors import DatasetError
 
 MODALITY_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
-_CHUNK_ELEMENTS = 1 << 24  # rows checked for NaN at a time: bounded extra memory on big levels
 
 
 def arrays_to_features(
@@ -135,7 +135,7 @@ def _checked_level(level: np.ndarray, dtype: str, field: str, fields: _Fields) -
     if 0 in array.shape[1:]:
         raise fields.error(field, f"has shape {array.shape}: a level needs at least one channel (and position)")
     if array.dtype.kind == "f":
-        bad = _first_non_finite_row(array)
+        bad = first_non_finite_row(array)
         if bad is not None:
             raise fields.error(field, f"contains NaN or inf (first at row {bad})")
     if overflows(array, dtype):
@@ -143,18 +143,6 @@ def _checked_level(level: np.ndarray, dtype: str, field: str, fields: _Fields) -
         hint = "; use dtype float32" if dtype == "float16" else "; rescale them"
         raise fields.error(field, f"values exceed the {dtype} range (±{limit}){hint}")
     return array
-
-
-def _first_non_finite_row(array: np.ndarray) -> int | None:
-    """The first row holding NaN or inf, checked a chunk of rows at a time (no full-size mask)."""
-    per_row = max(1, math.prod(array.shape[1:]))
-    step = max(1, _CHUNK_ELEMENTS // per_row)
-    for start in range(0, array.shape[0], step):
-        chunk = array[start:start + step].reshape(-1, per_row)
-        finite = np.isfinite(chunk).all(axis=1)
-        if not finite.all():
-            return start + int(np.argmin(finite))
-    return None
 
 
 def _checked_labels(

@@ -2,8 +2,8 @@
 
 Two front ends write the format: `features.write_features` (a torch `FeatureSet`) and
 `convert.arrays_to_features` (numpy arrays, for `ssnas features from-arrays`, which must start
-without torch). Both end in `write_feature_file`, and the reader in `features` shares the split
-checks, so that what one side writes the other accepts, with the same one-line errors.
+without torch). Both end in `write_feature_file`, and the file check in `feature_check` shares the
+split checks, so that what one side writes the other accepts, with the same one-line errors.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from ssnas.data.nodes import node_names
+from ssnas.data.row_scan import first_non_finite_row
 from ssnas.errors import DatasetError
 
 FORMAT = "ssnas-features/1"
@@ -44,7 +45,11 @@ def overflows(array: np.ndarray, dtype: str) -> bool:
 
 
 def stored_level(array: np.ndarray, dtype: str, path: str | Path, key: str) -> np.ndarray:
-    """A level as the file stores it; float16 overflow is refused rather than stored as inf."""
+    """A level as the file stores it. NaN and inf are refused as the reader would refuse them, but
+    before the file exists; float16 overflow is refused rather than stored as inf."""
+    bad = first_non_finite_row(array) if array.dtype.kind == "f" else None
+    if bad is not None:
+        raise feature_error(path, key, f"contains NaN or inf (first at row {bad})")
     if dtype == "float16" and overflows(array, dtype):
         raise feature_error(path, key, "values exceed the float16 range; write with dtype='float32'")
     return np.asarray(array, dtype=dtype)
@@ -133,7 +138,7 @@ class FeatureFileSummary:
 
 
 def summarize_feature_file(path: str | Path) -> FeatureFileSummary:
-    """The summary of a file this module wrote (not a validation: `features.read_features` is that)."""
+    """The summary of a file this module wrote (not a validation: `feature_check.check_feature_file` is that)."""
     with h5py.File(path, "r") as f:
         modalities = json.loads(f.attrs["modalities"])
         counts = [sum(1 for member in f[f"modalities/{name}"] if LEVEL_NAME.fullmatch(member)) for name in modalities]

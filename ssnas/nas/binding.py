@@ -13,10 +13,12 @@ of another. Nothing here imports torch: recipes are checked with it before any r
 from __future__ import annotations
 
 import dataclasses
+import random
 from collections.abc import Mapping, Sequence
 
 from ssnas.errors import GenotypeError
-from ssnas.nas.genotype import Genotype
+from ssnas.nas.genotype import Genotype, random_genotype
+from ssnas.nas.space import SpaceConfig
 
 GENOTYPE_KEY = "run.genotype"  # the recipe keys whose values bind_given checks
 MAPPING_KEY = "run.genotype_nodes"  # genotype input node -> dataset input node
@@ -30,6 +32,17 @@ def load_given(reference: str) -> Genotype:
 
         return load_baseline(reference.removeprefix("baseline:"))
     return Genotype.load(reference)
+
+
+def given_genotype(reference: str, node_names: Sequence[str], mapping: Mapping[str, str] | None, space: SpaceConfig,
+                   seed: int, dataset: str = "the dataset") -> Genotype:
+    """The genotype a recipe's `run.genotype` gives on a dataset's input nodes: "random" drawn on them (seeded
+    by the run's seed), a baseline or a JSON file bound to them (`bind_given`). The worker trains it, and
+    preflight compares a checkpoint's genotype with it."""
+    if reference == "random":
+        return random_genotype(tuple(node_names), space.cells, space.steps, space.primitives, space.cell_multiplier,
+                               random.Random(seed))
+    return bind_given(load_given(reference), node_names, mapping, dataset)
 
 
 def check_node_mapping(genotype: Genotype, node_names: Sequence[str], mapping: Mapping[str, str] | None,

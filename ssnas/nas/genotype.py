@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from ssnas.errors import GenotypeError
 from ssnas.nas.vocabulary import BMNAS_OP_NAMES, PRIMITIVES
+from ssnas.nesting import MAX_DEPTH, too_deep
 
 T = TypeVar("T")
 
@@ -246,10 +247,15 @@ class Genotype:
         """Parse canonical (or any equivalent) JSON text."""
         try:
             data = json.loads(text)
+            deep = too_deep(data)
         except json.JSONDecodeError as err:
             raise GenotypeError(
                 f"{where}: not valid JSON (line {err.lineno} column {err.colno}: {err.msg})"
             ) from None
+        except RecursionError:  # the parser's own limit, reached before ours
+            deep = True
+        if deep:
+            raise GenotypeError(f"{where}: nested too deeply (more than {MAX_DEPTH} levels)")
         return cls.from_dict(data, where=where)
 
     @classmethod
@@ -331,6 +337,8 @@ def parse_bmnas(
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
         raise GenotypeError(f"{where}: not a Python expression ({err.msg}); expected {_BMNAS_SHAPE}") from None
+    except (MemoryError, RecursionError):  # what CPython's parser raises for thousands of nested operators
+        raise GenotypeError(f"{where}: nested too deeply; expected {_BMNAS_SHAPE}") from None
     return _with_where(where, lambda: _bmnas_genotype(tree.body, input_names))
 
 

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ssnas.errors import RecipeError
+from ssnas.nesting import MAX_DEPTH, too_deep
 from ssnas.recipe.expand import run_points
 from ssnas.recipe.kinds import Kind, resolve
 from ssnas.recipe.messages import display, show
 from ssnas.recipe.model import Recipe
 from ssnas.recipe.schema import LEAVES, SWEEP_ALIASES
 from ssnas.recipe.validate import checked
+
+MAX_EXTENDS = 64  # recipes in one `extends` chain: far beyond what people write, well within Python's stack
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
@@ -74,6 +77,9 @@ def _load_chain(shown: str, origins: dict[str, str], stack: tuple[str, ...]) -> 
             raise RecipeError(f"{shown}: extends: expected a string (a recipe path), got {show(parent)}")
         parent_shown = os.path.normpath(os.path.join(os.path.dirname(shown), os.path.expanduser(parent)))
         chain = (*stack, os.path.realpath(shown))
+        if len(chain) == MAX_EXTENDS:
+            raise RecipeError(f"{shown}: extends: more than {MAX_EXTENDS} recipes in one chain "
+                              f"(from {display(chain[0])})")
         if os.path.realpath(parent_shown) in chain:
             names = [*(display(p) for p in chain), parent_shown]
             raise RecipeError(f"{shown}: extends: cycle {' -> '.join(names)}")
@@ -97,11 +103,22 @@ def _read_toml(shown: str) -> dict[str, Any]:
     except OSError as err:
         raise RecipeError(f"{shown}: cannot read ({err.strerror})") from None
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        tree = tomllib.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         raise RecipeError(f"{shown}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as err:
         raise RecipeError(f"{shown}: TOML syntax error: {err}") from None
+    except RecursionError:  # the parser's own limit, reached before ours
+        raise _nested_too_deeply(shown) from None
+    if too_deep(tree):
+        raise _nested_too_deeply(shown)
+    return tree
+
+
+def _nested_too_deeply(where: str) -> RecipeError:
+    """A file or --set value whose tables or lists nest past `MAX_DEPTH`: merging and checking it would
+    recurse past Python's limit."""
+    return RecipeError(f"{where}: nested too deeply (more than {MAX_DEPTH} levels)")
 
 
 def _dotted_leaves(table: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
@@ -192,7 +209,8 @@ def _mark(origins: dict[str, str], dotted: str, value: Any, source: str) -> None
 
 
 def _apply_override(tree: dict[str, Any], origins: dict[str, str], text: str) -> None:
-    origin = "--set " + text.replace("\n", "\\n")  # one line, even when the shell passed a newline
+    shown = text if len(text) <= 100 else f"{text[:97]}..."  # a value of thousands of characters is not news
+    origin = "--set " + shown.replace("\n", "\\n")  # one line, even when the shell passed a newline
     key, sep, raw = text.partition("=")
     key, raw = key.strip(), raw.strip()
     if not sep or not key:
@@ -200,7 +218,7 @@ def _apply_override(tree: dict[str, Any], origins: dict[str, str], text: str) ->
     if key.startswith("sweep.") and len(key) > len("sweep."):
         target = key.removeprefix("sweep.")
         target = SWEEP_ALIASES.get(target, target)
-        value = _parse_value(raw, None)
+        value = _parse_value(raw, None, origin)
         if target in LEAVES and isinstance(value, list):
             value = [resolve(LEAVES[target], v, ".") for v in value]
         tree.setdefault("sweep", {})
@@ -222,7 +240,7 @@ def _apply_override(tree: dict[str, Any], origins: dict[str, str], text: str) ->
         if not isinstance(table.get(part), dict):
             table[part] = {}
         table = table[part]
-    table[name] = resolve(LEAVES[key], _parse_value(raw, LEAVES[key]), ".")
+    table[name] = resolve(LEAVES[key], _parse_value(raw, LEAVES[key], origin), ".")
     origins[key] = origin
 
 
@@ -232,7 +250,7 @@ def _apply_arm_override(tree: dict[str, Any], origins: dict[str, str], origin: s
     if not name or not target:
         raise RecipeError(f"{origin}: expected arms.NAME.KEY=VALUE (e.g. arms.ssl.search.epochs=5)")
     kind = LEAVES.get(target)
-    value = _parse_value(raw, kind)
+    value = _parse_value(raw, kind, origin)
     if kind is not None:
         value = resolve(kind, value, ".")
     if not isinstance(tree.get("arms"), dict):
@@ -244,14 +262,18 @@ def _apply_arm_override(tree: dict[str, Any], origins: dict[str, str], origin: s
     origins[f"arms.{name}.{target}"] = origin
 
 
-def _parse_value(raw: str, kind: Kind | None) -> Any:
+def _parse_value(raw: str, kind: Kind | None, origin: str) -> Any:
     """A TOML value; a string-valued key also takes bare text (`run.device=cpu`); bad text stays text,
-    so that the type check names what was expected."""
+    so that the type check names what was expected. One nested too deeply is refused, naming `origin`."""
     try:
         parsed = tomllib.loads(f"value = {raw}")
         ok = list(parsed) == ["value"]
     except tomllib.TOMLDecodeError:
         ok = False
+    except RecursionError:
+        raise _nested_too_deeply(origin) from None
+    if ok and too_deep(parsed["value"]):
+        raise _nested_too_deeply(origin)
     if kind is not None and kind.is_text:
         return parsed["value"] if ok and isinstance(parsed["value"], str) else raw
     return parsed["value"] if ok else raw

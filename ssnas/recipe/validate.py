@@ -30,6 +30,8 @@ from ssnas.recipe.schema import (
     Key,
     unknown,
 )
+from ssnas.runs.actions import tag_problem
+from ssnas.runs.format import control_character
 
 Config = TypeVar("Config")
 
@@ -100,6 +102,13 @@ def _read_run(raw: Any, default_name: str | None) -> RunSection:
         run["name"] = default_name
     if not run["name"].strip():
         raise Invalid("run.name", "must not be empty")
+    control = control_character(run["name"])
+    if control is not None:  # it would act on the terminal of whoever lists the run
+        raise Invalid("run.name", f"has a control character ({control})")
+    for i, tag in enumerate(run["tags"]):
+        problem = tag_problem(tag)
+        if problem is not None:
+            raise Invalid(f"run.tags[{i}]", problem)
     if run["stage"] not in RUN_STAGES:
         raise Invalid("run.stage", f"{run['stage']!r} is not one of {', '.join(RUN_STAGES)}")
     _built(Runtime, {f.name: run[f.name] for f in dataclasses.fields(Runtime)})

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ssnas.errors import SsnasError
 from ssnas.registry import Registry, this_host
 from ssnas.run_record import ACTIVE, Run
+from ssnas.runs.format import control_character
 from ssnas.runs.lookup import run_folder
 
 CANCELLED = "cancelled before it started"
@@ -87,11 +88,24 @@ def _signal(run: Run) -> bool:
     return True
 
 
+def tag_problem(tag: str) -> str | None:
+    """Why `tag` cannot be a tag, or None: a blank one could never be selected again, and a control
+    character would act on the terminal of whoever lists it."""
+    if not tag.strip():
+        return f"tag {tag!r}: tags must be non-empty"
+    control = control_character(tag)
+    if control is not None:
+        return f"tag {tag!r}: has a control character ({control})"
+    return None
+
+
 def tag(registry: Registry, run: Run, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Run:
-    """Add and remove tags; an empty or blank tag is refused (it could never be selected again)."""
-    blank = [t for t in (*add, *remove) if not str(t).strip()]
-    if blank or not (add or remove):
+    """Add and remove tags (surrounding blanks dropped); a tag that `tag_problem` refuses refuses them all."""
+    if not (add or remove):
         raise SsnasError("tag: give non-empty tags")
+    problems = [problem for problem in map(tag_problem, (*add, *remove)) if problem]
+    if problems:
+        raise SsnasError(problems[0])
     if add:
         registry.add_tags(run.id, [t.strip() for t in add])
     if remove:
@@ -99,22 +113,53 @@ def tag(registry: Registry, run: Run, add: Sequence[str] = (), remove: Sequence[
     return registry.get_run(run.id)
 
 
-def delete(registry: Registry, runs_dir: Path, runs: Sequence[Run],
-           confirm: Callable[[Sequence[Run]], bool] | None = None) -> list[Outcome]:
-    """Forget runs and remove their folders, once `confirm` (the front end's question) says yes.
+def subtree(runs: Sequence[Run], every: Iterable[Run]) -> list[Run]:
+    """`runs` and every run below them (children, grandchildren, ...), each once, parents before children."""
+    children: dict[str, list[Run]] = {}
+    for run in every:
+        if run.parent_id:
+            children.setdefault(run.parent_id, []).append(run)
+    found = {run.id: run for run in runs}
+    level = list(found.values())
+    while level:
+        level = [child for run in level for child in children.get(run.id, []) if child.id not in found]
+        found.update((child.id, child) for child in level)
+    return list(found.values())
 
-    A running run is refused (kill it first), and with it the lot, before anyone is asked.
+
+def delete_refusals(targets: Sequence[Run], every: Iterable[Run]) -> list[str]:
+    """Why deleting `targets` together is refused: a running run, or a run whose children would be left
+    pointing at nothing (they go too only when asked for: `subtree`)."""
+    doomed = {run.id for run in targets}
+    kept: dict[str, list[str]] = {}
+    for run in every:
+        if run.parent_id in doomed and run.id not in doomed:
+            kept.setdefault(run.parent_id, []).append(run.id[:8])
+    reasons = [reason for reason in (refusal("delete", run) for run in targets) if reason]
+    return reasons + [f"{run.short_id} has {len(kept[run.id])} child run(s) ({', '.join(kept[run.id])}): "
+                      "delete them with it (--with-children) or first" for run in targets if run.id in kept]
+
+
+def delete(registry: Registry, runs_dir: Path, runs: Sequence[Run],
+           confirm: Callable[[Sequence[Run]], bool] | None = None, with_children: bool = False) -> list[Outcome]:
+    """Forget runs and remove their folders, once `confirm` (the front end's question, given every run that
+    goes) says yes; `with_children` takes every run below them too.
+
+    A refusal (`delete_refusals`) refuses the lot, before anyone is asked. Children go before their
+    parents, so that an interrupted delete leaves no run pointing at nothing.
     """
-    refused = [reason for reason in (refusal("delete", run) for run in runs) if reason]
+    every = registry.runs(sort="created_at")
+    targets = subtree(runs, every) if with_children else list(runs)
+    refused = delete_refusals(targets, every)
     if refused:
         raise SsnasError("; ".join(refused))
-    if confirm is not None and not confirm(runs):
+    if confirm is not None and not confirm(targets):
         raise SsnasError("nothing deleted")
     outcomes = []
-    for run in runs:
+    for run in reversed(targets):
         folder = run_folder(runs_dir, run)
         registry.delete_run(run.id)
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
         outcomes.append(Outcome(run.id, True, f"deleted {run.short_id}"))
-    return outcomes
+    return outcomes[::-1]

@@ -6,6 +6,7 @@ The CLI prints these and the dashboard draws them; neither formats a run field i
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 import time
 from collections.abc import Iterable, Sequence
@@ -15,6 +16,25 @@ from typing import Any
 from ssnas.run_record import Run
 
 SHORT_ID = 8
+# What a terminal obeys rather than shows: C0 and C1 controls, DEL, line separators and bidi overrides.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character escaped (ESC as `\\x1b`): a run name, tag or error shown to people
+    must never move their cursor or clear their screen. JSON and CSV keep the raw text: they are for programs."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def control_character(text: str) -> str | None:
+    """The first control character of `text`, escaped, or None: what names and tags are refused for."""
+    found = _CONTROL.search(text)
+    return None if found is None else _escaped(found)
 
 
 def duration(seconds: float | None) -> str:
@@ -32,11 +52,14 @@ def duration(seconds: float | None) -> str:
 
 
 def elapsed_seconds(run: Run, now: float | None = None) -> float | None:
-    """From started_at to ended_at, or to now while the run has not ended."""
+    """How long a run has worked, over all its attempts (a resumed run's earlier ones too): what its ended
+    attempts worked, and while it runs the current attempt so far; None before it first started."""
     if run.started_at is None:
         return None
-    end = run.ended_at or (time.time() if now is None else now)
-    return end - run.started_at
+    now = time.time() if now is None else now
+    if run.worked_seconds is None:  # a registry from before worked_seconds: the last attempt only
+        return (run.ended_at or now) - run.started_at
+    return run.worked_seconds + (now - run.started_at if run.status == "running" else 0.0)
 
 
 def local_time(timestamp: float | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
@@ -58,7 +81,7 @@ def stage_text(run: Run) -> str:
 
 def tags_text(run: Run) -> str:
     """What `ssnas tag` and the dashboard's tag dialog say afterwards."""
-    return f"{run.short_id}: {', '.join(run.tags) or 'no tags'}"
+    return printable(f"{run.short_id}: {', '.join(run.tags) or 'no tags'}")
 
 
 def number(value: Any, fmt: str = ".4g") -> str:

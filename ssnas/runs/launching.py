@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ssnas.errors import SsnasError
-from ssnas.registry import Registry
+from ssnas.registry import NewRun, Registry
 from ssnas.run_record import ACTIVE, Run
 from ssnas.runs.actions import CANCELLED, RESUMABLE, Outcome, kill, refusal
+from ssnas.runs.lookup import run_folder
 from ssnas.scheduling.daemon import ensure_scheduler
 from ssnas.scheduling.scheduler import LOCAL, Waiting, waiting_reasons
 from ssnas.scheduling.state import SchedulerState, read_state, update_settings
@@ -50,31 +51,34 @@ class Launched:
     message: str
     group_id: str | None = None
     scheduler: SchedulerState | None = None
+    warnings: tuple[str, ...] = ()  # what preflight found legal but degenerate (one line each)
 
 
 def submit(runs_dir: Path, recipe_path: str, overrides: Sequence[str] = (), options: LaunchOptions = LaunchOptions(),
            *, share: bool = True, reuse: bool = False) -> Launched:
     """Validate a recipe and queue its runs (see ssnas.submit), then make sure the folder's scheduler runs.
 
-    A bad recipe, an unreachable Ray cluster or Ray not installed is an error before the registry is
-    touched (a missing registry is not created).
+    A bad recipe, what a worker would trip on (its data, device or checkpoint: ssnas.preflight), an
+    unreachable Ray cluster or Ray not installed is an error before the registry is touched (a missing
+    registry is not created); the runs and their folders are then recorded all or nothing.
     """
-    from ssnas.recipe import load_recipe
-    from ssnas.submit import submit as queue_recipe
+    from ssnas.preflight import StageRun, check_stages
+    from ssnas.submit import plan_recipe, queue_plan
 
-    loaded = load_recipe(recipe_path, overrides)
-    ray = _ray_options(runs_dir, [loaded.run.executor], options)
+    plan = plan_recipe(recipe_path, overrides, share=share)
+    ray = _ray_options(runs_dir, [plan.recipe.run.executor], options)
+    warnings = check_stages([StageRun(run.recipe, run.stage, run.parent is not None) for run in plan.runs],
+                            local=ray is None)
     registry = _registry(runs_dir, create=True)
     try:
-        done = queue_recipe(registry, runs_dir, recipe_path, overrides, share=share, reuse=reuse)
-        _store_ray_options(registry, done.queued, ray)
+        done = queue_plan(registry, runs_dir, plan, reuse=reuse, ray_options=ray.to_json() if ray else None)
     finally:
         registry.close()
     message = f"group {done.group_id}: {len(done.queued)} run(s) queued"
     if done.reused:
         message += f", {len(done.reused)} earlier run(s) reused"
-    state = ensure_scheduler(runs_dir, options.max_parallel, options.gpus) if done.queued else None
-    return Launched(tuple(done.queued), message, done.group_id, state)
+    state = _schedule(runs_dir, done.queued, options) if done.queued else None
+    return Launched(tuple(done.queued), message, done.group_id, state, tuple(warnings))
 
 
 def resume(runs_dir: Path, run_id: str, options: LaunchOptions = LaunchOptions()) -> Launched:
@@ -91,14 +95,14 @@ def resume(runs_dir: Path, run_id: str, options: LaunchOptions = LaunchOptions()
             raise SsnasError(refused)
         chain = [run, *_resumable_descendants(registry, run)]
         ray = _ray_options(runs_dir, [member.executor for member in chain], options, stored=chain[0])
-        for member in chain:
-            registry.update_run(member.id, status="queued", error=None, ended_at=None)
-        _store_ray_options(registry, [member.id for member in chain], ray)
+        warnings = _preflight(registry, runs_dir, chain, local=ray is None)
+        registry.requeue([member.id for member in chain], ray.to_json() if ray else None)
     finally:
         registry.close()
-    state = ensure_scheduler(runs_dir, options.max_parallel, options.gpus)
+    state = _schedule(runs_dir, [m.id for m in chain], options)
     more = f" with {len(chain) - 1} child run(s)" if len(chain) > 1 else ""
-    return Launched(tuple(m.id for m in chain), f"{run.short_id} queued again{more}", run.group_id, state)
+    return Launched(tuple(m.id for m in chain), f"{run.short_id} queued again{more}", run.group_id, state,
+                    tuple(warnings))
 
 
 def rerun(runs_dir: Path, run_ids: Sequence[str] = (), *, failed: bool = False,
@@ -114,22 +118,21 @@ def rerun(runs_dir: Path, run_ids: Sequence[str] = (), *, failed: bool = False,
         if not originals:
             return Launched((), "nothing to rerun")
         ray = _ray_options(runs_dir, [original.executor for original in originals], options, stored=originals[0])
-        renamed: dict[str, str] = {}
-        for original in originals:
-            new_id = registry.create_run(
-                name=original.name, stage=original.stage, config=original.config or {},
-                recipe_path=original.recipe_path, objective=original.objective, dataset=original.dataset,
-                label_ratio=original.label_ratio, seed=original.seed, group_id=original.group_id,
-                parent_id=renamed.get(original.parent_id or "", original.parent_id),
-                tags=[*original.tags, f"rerun-of:{original.short_id}"], git_commit=original.git_commit,
-                host=original.host, versions=original.versions, executor=original.executor)
-            registry.update_run(new_id, run_dir=str(Path(runs_dir) / new_id))
-            renamed[original.id] = new_id
-        _store_ray_options(registry, list(renamed.values()), ray)
+        warnings = _preflight(registry, runs_dir, originals, local=ray is None)
+        batch = {original.id: index for index, original in enumerate(originals)}
+        new_ids = registry.create_runs([
+            NewRun(name=original.name, stage=original.stage, config=original.config or {},
+                   recipe_path=original.recipe_path, objective=original.objective, dataset=original.dataset,
+                   label_ratio=original.label_ratio, seed=original.seed, group_id=original.group_id,
+                   parent=batch.get(original.parent_id or "", original.parent_id),
+                   tags=(*original.tags, f"rerun-of:{original.short_id}"), git_commit=original.git_commit,
+                   host=original.host, versions=original.versions, executor=original.executor,
+                   ray_options=ray.to_json() if ray else None)
+            for original in originals], runs_dir)
     finally:
         registry.close()
-    state = ensure_scheduler(runs_dir, options.max_parallel, options.gpus)
-    return Launched(tuple(renamed.values()), f"{len(renamed)} run(s) queued again", None, state)
+    state = _schedule(runs_dir, new_ids, options)
+    return Launched(tuple(new_ids), f"{len(new_ids)} run(s) queued again", None, state, tuple(warnings))
 
 
 def cancel(runs_dir: Path, run_ids: Sequence[str]) -> list[Outcome]:
@@ -297,7 +300,43 @@ def _ray_options(runs_dir: Path, executors: Sequence[str], options: LaunchOption
     return dataclasses.replace(chosen, address=address)
 
 
-def _store_ray_options(registry: Registry, run_ids: Sequence[str], ray: RayOptions | None) -> None:
-    if ray is not None:
-        for run_id in run_ids:
-            registry.update_run(run_id, ray_options=ray.to_json())
+def _schedule(runs_dir: Path, run_ids: Sequence[str], options: LaunchOptions) -> SchedulerState:
+    """Make sure the folder's scheduler runs for what was just queued; when it cannot start (or the launch is
+    interrupted here), the runs are taken off the queue again rather than left queued with no one to run them."""
+    try:
+        return ensure_scheduler(runs_dir, options.max_parallel, options.gpus)
+    except BaseException as error:
+        registry = _registry(runs_dir)
+        try:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            for run_id in run_ids:
+                registry.cancel_queued(run_id, f"not started: the scheduler could not start ({reason})")
+        finally:
+            registry.close()
+        raise
+
+
+def _preflight(registry: Registry, runs_dir: Path, runs: Sequence[Run], *, local: bool) -> list[str]:
+    """Preflight (ssnas.preflight) for runs queued again from their stored configs, and the outputs their finished
+    parents left: a run whose parent's genotype or pretrained network is gone cannot start."""
+    from ssnas.preflight import StageRun, check_stages
+    from ssnas.recipe import recipe_from_dict
+    from ssnas.submit import OUTPUT_FILES
+
+    stage_runs = []
+    queued_again = {run.id for run in runs}
+    for run in runs:
+        if run.config is None:
+            raise SsnasError(f"run {run.short_id}: its stored config cannot be read; it cannot run again")
+        recipe = recipe_from_dict(run.config, path=run.recipe_path or f"run {run.short_id}")
+        stage_runs.append(StageRun(recipe, run.stage, run.parent_id is not None))
+        if run.parent_id is None or run.parent_id in queued_again:
+            continue
+        try:
+            parent = registry.get_run(run.parent_id)
+        except SsnasError:
+            raise SsnasError(f"run {run.short_id}: its parent run {run.parent_id[:8]} was deleted") from None
+        output = run_folder(runs_dir, parent) / OUTPUT_FILES.get(parent.stage, "")
+        if parent.status == "finished" and parent.stage in OUTPUT_FILES and not output.is_file():
+            raise SsnasError(f"run {run.short_id}: {output}: missing (its parent's {parent.stage} output)")
+    return check_stages(stage_runs, local=local)

@@ -94,15 +94,14 @@ class RunService:
         registry = self.writer()
         return actions.tag(registry, registry.get_run(run_id), add, remove)
 
-    def delete(
-        self, ids: Sequence[str], confirm: Callable[[Sequence[Run]], bool] | None = None
-    ) -> list[actions.Outcome]:
+    def delete(self, ids: Sequence[str], confirm: Callable[[Sequence[Run]], bool] | None = None, *,
+               with_children: bool = False) -> list[actions.Outcome]:
         registry = self.writer()
-        return actions.delete(registry, self.runs_dir, [registry.get_run(i) for i in ids], confirm)
+        return actions.delete(registry, self.runs_dir, [registry.get_run(i) for i in ids], confirm, with_children)
 
-    def export(self, run_id: str, folder: Path | None = None) -> list[str]:
+    def export(self, run_id: str, folder: Path | None = None, *, force: bool = False) -> list[str]:
         run = self.run(run_id)
-        return export.export(self.reader(), self.runs_dir, run, folder or Path("export") / run.id)
+        return export.export(self.reader(), self.runs_dir, run, folder or Path("export") / run.id, force=force)
 
     def compare(self, ids: Sequence[str]) -> compare.Comparison:
         return compare.compare(self.reader(), self.runs_dir, self.runs_named(ids))

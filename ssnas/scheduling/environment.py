@@ -11,12 +11,19 @@ import subprocess
 import uuid
 from pathlib import Path
 
+NVIDIA_SMI_TIMEOUT_S = 20.0  # a wedged driver can hang nvidia-smi: no GPUs rather than no answer
+
 
 def detect_gpus() -> list[str]:
-    """GPU indices on this machine, asked of nvidia-smi (importing torch here would cost seconds)."""
+    """GPU indices on this machine, asked of nvidia-smi (importing torch here would cost seconds); none when
+    nvidia-smi is missing, fails or hangs."""
     if shutil.which("nvidia-smi") is None:
         return []
-    done = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True)
+    try:
+        done = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"], capture_output=True,
+                              text=True, timeout=NVIDIA_SMI_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
     return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
 
 

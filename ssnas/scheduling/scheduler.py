@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from ssnas.errors import SsnasError
 from ssnas.registry import Registry
 from ssnas.run_record import TERMINAL, Run
-from ssnas.scheduling.executor import Executor, WorkerStatus
+from ssnas.scheduling.executor import Executor, WorkerExit, WorkerStatus
 
 LOCAL = "local"  # the executor name of this machine's workers (the only ones that take device slots)
+# the status a worker's exit code says, for a run the worker could not record the end of
+UNRECORDED_ENDS: dict[int, str] = {WorkerExit.FAILED: "failed", WorkerExit.KILLED: "killed"}
 
 
 @dataclass
@@ -212,8 +214,7 @@ class Scheduler:
         run = self.registry.get_run(run_id)
         if run.status == "running":
             if worker.pid is None or run.pid == worker.pid:
-                self.registry.finish_run(run_id, "lost", error="worker process exited without a final status")
-                self._log(f"{run_id} lost: its worker exited without a final status")
+                self._end_unrecorded(run_id, worker.exit_code)
             else:  # another worker started it first (one a dead scheduler had prestarted): watch that one
                 self._adopt(run, executor)
         elif run.status == "queued" and not (run.pid is not None and run.pid == worker.pid):
@@ -227,6 +228,17 @@ class Scheduler:
             self._log(f"{run_id} was queued again after its worker ended: it starts anew")
         else:
             self._log(f"{run_id} {run.status}")
+
+    def _end_unrecorded(self, run_id: str, exit_code: int | None) -> None:
+        """End a run whose worker exited with it still `running`: as its exit code says when it says (the
+        worker could not record its end: its registry write failed), else `lost` (it died)."""
+        status = UNRECORDED_ENDS.get(exit_code) if exit_code is not None else None
+        if status is None:
+            status, error = "lost", "worker process exited without a final status"
+        else:
+            error = f"worker exited {status} (code {exit_code}) without recording its end; see its log.txt"
+        self.registry.finish_run(run_id, status, error=error)
+        self._log(f"{run_id} {status}: {error}")
 
     def _adopt_running(self) -> None:
         """Watch the running runs of this folder that no scheduler watches (their scheduler died)."""

@@ -22,6 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from ssnas.errors import ConfigError
+from ssnas.scheduling.environment import detect_gpus
+
 LOCK_FILE = "scheduler.lock"
 STATE_FILE = "scheduler.json"
 LOG_FILE = "scheduler.log"
@@ -65,13 +68,32 @@ class SchedulerState:
     gpu_slots: tuple[str, ...] | None = None  # and its GPU slots (() on the CPU)
 
 
-def parse_gpus(text: str | None) -> tuple[str, ...] | None:
-    """`--gpus 0,1` as slots; "cpu" or "none" for the CPU only; None (not given) stays None."""
+def parse_gpus(text: str | None, found: Sequence[str] | None = None) -> tuple[str, ...] | None:
+    """`--gpus 0,1` as slots; "cpu" or "none" for the CPU only; None (not given) stays None.
+
+    Anything else is refused, and so is a GPU that this machine does not have (`found`, by default what
+    nvidia-smi lists): a typo would otherwise run everything on the CPU, or on no device at all.
+    """
     if text is None:
         return None
-    if text.strip().lower() in ("cpu", "none", ""):
+    if text.strip().lower() in ("cpu", "none"):
         return ()
-    return tuple(g.strip() for g in text.split(",") if g.strip())
+    slots = tuple(g.strip() for g in text.split(","))
+    bad = next((g for g in slots if not g.isdecimal() or not g.isascii()), None)
+    if bad is not None:
+        raise ConfigError(f"--gpus: {bad!r} is not a GPU index (give e.g. 0,1, or cpu)")
+    present = detect_gpus() if found is None else found
+    missing = [g for g in slots if str(int(g)) not in present]
+    if missing:
+        have = f"GPUs {', '.join(present)}" if present else "no GPU (nvidia-smi finds none)"
+        raise ConfigError(f"--gpus: GPU {missing[0]} is not on this machine ({have})")
+    return tuple(str(int(g)) for g in slots)
+
+
+def check_max_parallel(value: int | None) -> None:
+    """Workers at once are at least 1; None keeps the folder's setting."""
+    if value is not None and value < 1:
+        raise ConfigError(f"--max-parallel: {value} is not a number of workers (at least 1)")
 
 
 # -- the state file ----------------------------------------------------------------------------------
@@ -141,6 +163,7 @@ def read_state(runs_dir: Path) -> SchedulerState:
 
 def update_settings(runs_dir: Path, max_parallel: int | None = None, gpus: Sequence[str] | None = None) -> Settings:
     """Change the settings given (None leaves one as it is); returns them all."""
+    check_max_parallel(max_parallel)
     changes: dict[str, Any] = {}
     if max_parallel is not None:
         changes["max_parallel"] = int(max_parallel)

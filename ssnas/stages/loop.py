@@ -25,6 +25,11 @@ Batch = tuple[torch.Tensor, ...]  # one step's row indices: a batch of each row 
 StageState = Callable[[], dict[str, Any]]  # the stage's part of a checkpoint (its weights, optimizers, ...)
 
 
+def stopped_before_start(stage: str) -> StageStopped:
+    """A stop asked for before a stage's first step: there is nothing to save, and a resume starts afresh."""
+    return StageStopped(f"{stage}: stopped before its first step")
+
+
 @dataclass
 class Position:
     """Where a stage is, at step granularity: what a checkpoint needs to resume exactly."""
@@ -127,6 +132,8 @@ class Loop:
         """Train to `end`. `step(batch)` takes one optimizer step and returns its loss; `end_epoch(epoch,
         step)` reports the epoch's own metrics and returns its dev check (None when the loop selects
         nothing on dev); `state()` is the stage's part of each checkpoint."""
+        if self.at.step == 0 and self.reporter.should_stop():
+            raise stopped_before_start(self.name)
         while self.at.epoch < self.end:
             for module in self.modules:
                 module.train()

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ssnas.runs.compare import CONFIG_COLUMN, Comparison
+from ssnas.runs.format import printable
 from tui.data import compare_runs, error_text
 from tui.widgets.genotype_view import GenotypeDiffView
 
@@ -84,13 +85,13 @@ class CompareScreen(Screen):
         for label in comparison.labels:
             summary.add_column(label, key=label)
         for row in comparison.summary:
-            summary.add_row(row.get(""), *[row.get(label, "-") for label in comparison.labels])
+            summary.add_row(*[_cell(row.get(key, "-")) for key in ("", *comparison.labels)])
         config = self.query_one("#compare-config", DataTable)
         config.add_column(CONFIG_COLUMN, key=CONFIG_COLUMN)
         for label in comparison.labels:
             config.add_column(label, key=label)
         for row in comparison.config:
-            config.add_row(row[CONFIG_COLUMN], *[row.get(label, "-") for label in comparison.labels])
+            config.add_row(*[_cell(row.get(key, "-")) for key in (CONFIG_COLUMN, *comparison.labels)])
         if not comparison.config:
             config.add_row("(the same in every run)", *["" for _ in comparison.labels])
         self._show_diff(comparison)
@@ -113,3 +114,8 @@ class CompareScreen(Screen):
 
     def action_open_first(self) -> None:
         self.ssnas.open_run(self.run_ids[0])
+
+
+def _cell(value: object) -> Text:
+    """A table cell as it reads: never markup (a table takes a str as markup), controls escaped."""
+    return Text(printable(str(value)))

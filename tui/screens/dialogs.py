@@ -13,6 +13,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
+from ssnas.runs.format import printable
+
 
 class ConfirmScreen(ModalScreen[bool]):
     """Ask before something that cannot be undone; y / enter on the button confirms, n / escape does not."""
@@ -57,7 +59,7 @@ class TagScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="tag-dialog"):
-            yield Static(f"Tag run {self.run_id[:8]} — now: {', '.join(self.tags) or 'no tags'}",
+            yield Static(Text(printable(f"Tag run {self.run_id[:8]} — now: {', '.join(self.tags) or 'no tags'}")),
                          classes="dialog-text")
             yield Input(placeholder="best baseline   (-tag removes one)", id="tag-input")
             yield Static("enter applies · escape cancels", classes="dialog-hint")

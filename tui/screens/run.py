@@ -27,6 +27,7 @@ from ssnas.runs.format import (
     field_lines,
     number,
     percent,
+    printable,
     run_fields,
     status_text,
 )
@@ -195,8 +196,8 @@ class RunScreen(Screen):
         if update.config is not None:
             self.genotype_nodes = ((update.config or {}).get("run") or {}).get("genotype_nodes")
         if update.config is not None or update.config_error:
-            self.config_text = (Text(update.config_error, style="bold red") if update.config_error
-                                else "\n".join(config_lines(update.config or {})) or "(empty)")
+            self.config_text = (Text(printable(update.config_error), style="bold red") if update.config_error
+                                else "\n".join(map(printable, config_lines(update.config or {}))) or "(empty)")
             self._show_info()
         if update.metrics:
             self._add_metrics(update.metrics)
@@ -254,7 +255,7 @@ class RunScreen(Screen):
             line.append("  (reading ...)")
             self.header.update(line)
             return
-        line.append(f"  {run.name or '-'}  {run.stage or '-'}  ")
+        line.append(printable(f"  {run.name or '-'}  {run.stage or '-'}  "))
         line.append(status_text(run.status), style=STATUS_STYLES.get(run.status, ""))
         line.append(f"  {percent(run.progress)}  {duration(elapsed_seconds(run, self.ssnas.clock()))}")
         line.append(f"  loss {number(run.latest_loss)}  best F1 {number(run.best_f1, '.3f')}")
@@ -263,7 +264,7 @@ class RunScreen(Screen):
         problem = error or run.error
         if problem:
             line.append("\n")
-            line.append(str(problem), style="red")
+            line.append(printable(str(problem)), style="red")
         self.header.update(line)
 
     def _show_info(self) -> None:
@@ -271,7 +272,7 @@ class RunScreen(Screen):
             return
         run = self.run
         fields = run_fields(run, run_folder(self.ssnas.runs_dir, run)) if run is not None else [("id", self.run_id)]
-        text = Text("\n".join(field_lines(fields)))
+        text = Text("\n".join(map(printable, field_lines(fields))))
         text.append("\n\nrecipe (resolved)\n", style="bold")
         text.append(self.config_text if isinstance(self.config_text, Text) else Text(self.config_text))
         self.notes["info-text"].update(text)

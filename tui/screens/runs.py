@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from textual.widgets.data_table import ColumnKey
 
 from ssnas.run_record import Run
-from ssnas.runs.format import duration, elapsed_seconds, number, percent, stage_text
+from ssnas.runs.format import duration, elapsed_seconds, number, percent, printable, stage_text
 
 if TYPE_CHECKING:
     from tui.host import Dashboard
@@ -91,7 +91,7 @@ def run_cells(run: Run, now: float, marked: bool = False) -> dict[str, Any]:
     progress = progress_text(run.progress)
     return {  # Text, never str: the table reads a str as markup (a sweep's "tiny[label_ratio=0.1]" lost its [...])
         "group": Text((run.group_id or "-")[:12], style="dim"),
-        "id": RunIdText(run.id, marked), "name": Text(run.name or "-"),
+        "id": RunIdText(run.id, marked), "name": Text(printable(run.name or "-")),
         "stage": Text(stage_text(run)), "objective": Text(run.objective or "-"),
         "dataset": Text(run.dataset or "-"), "r": Text(number(run.label_ratio, "g")),
         "node": middle_ellipsis(run.node or "-", NODE_WIDTH),  # where the worker ran (a Ray node or this host)
