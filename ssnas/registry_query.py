@@ -23,7 +23,9 @@ Fields (what each compiles to, all columns of the `runs` table in the enclosing 
 
 A field without a value (NULL: a missing config key, a metric never logged) makes every comparison
 false except `!=` and `NOT IN`, which it satisfies; so `NOT (x = 1)` and `x != 1` agree.
-Keywords are case-insensitive; fields are not.
+Keywords are case-insensitive; fields are not. Parentheses and NOTs nest at most `MAX_NESTING` deep and
+integers fit in 64 bits: anything else is an error naming its column, never a crash. A run whose stored
+config or tags are corrupt JSON is left out of every filter that reads them.
 """
 
 from __future__ import annotations
@@ -101,6 +103,7 @@ class Field:
     sql: str
     params: tuple = ()
     is_tag: bool = False
+    reads: str | None = None  # the JSON column it reads ("config", "tags"): a corrupt one leaves the run out
 
 
 def tokenize(text: str, flag: str = "--where") -> list[Token]:
@@ -134,7 +137,7 @@ def resolve_field(name: str, run_columns: Sequence[str], flag: str = "--where") 
     if name in SUMMARIES:
         return Field(name, SUMMARIES[name])
     if name == "tag":
-        return Field(name, "", is_tag=True)
+        return Field(name, "", is_tag=True, reads="tags")
     if name in field_names(run_columns):
         return Field(name, f'runs."{name}"')
     parts = name.split(".")
@@ -146,7 +149,7 @@ def resolve_field(name: str, run_columns: Sequence[str], flag: str = "--where") 
         parts = parts[1:]
     if len(parts) > 1 and parts[0] != "metric":
         path = "$" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts)
-        return Field(name, f"json_extract({_CONFIG}, ?)", (path,))
+        return Field(name, f"json_extract({_CONFIG}, ?)", (path,), reads="config")
     raise RegistryError(
         f"{flag}: unknown field {name!r} (run columns: {', '.join(field_names(run_columns))}; "
         f"summaries: {', '.join(SUMMARIES)}; tag; config paths like search.epochs; "
@@ -191,7 +194,7 @@ class _Parser:
         self.pos = 0
         self.depth = 0
         self.params: list = []
-        self.reads: set[str] = set()  # the JSON columns the filter reads: "config", "tags"
+        self.reads: set[str] = set()  # the JSON columns the filter reads
 
     def parse(self) -> tuple[str, list]:
         sql = self._or()
@@ -239,25 +242,24 @@ class _Parser:
 
     def _not(self) -> str:
         token = self._token
-        if token.kind == "keyword" and token.text == "NOT" or token.kind == "punct" and token.text == "(":
-            self.pos += 1
-            if self.depth == MAX_NESTING:
-                raise RegistryError(f"--where: nested more than {MAX_NESTING} deep (at column {token.column})")
-            self.depth += 1
-            inner = f"(NOT {self._not()})" if token.text == "NOT" else self._or()
-            if token.text == "(":
-                self._expect("punct", ")")
-            self.depth -= 1
-            return inner
-        return self._comparison()
+        if not (self._take("keyword", "NOT") or self._take("punct", "(")):
+            return self._comparison()
+        if self.depth == MAX_NESTING:  # recursion stops here, long before Python's limit
+            raise RegistryError(f"--where: nested more than {MAX_NESTING} deep (at column {token.column})")
+        self.depth += 1
+        if token.text == "NOT":
+            inner = f"(NOT {self._not()})"
+        else:
+            inner = self._or()
+            self._expect("punct", ")")
+        self.depth -= 1
+        return inner
 
     def _comparison(self) -> str:
         token = self._expect("name")
         field = resolve_field(token.text, self.run_columns)
-        if field.is_tag:
-            self.reads.add("tags")
-        elif field.sql.startswith("json_extract"):
-            self.reads.add("config")
+        if field.reads:
+            self.reads.add(field.reads)
         if self._take("keyword", "IS"):
             negated = bool(self._take("keyword", "NOT"))
             self._expect("keyword", "NULL")

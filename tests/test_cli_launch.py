@@ -87,9 +87,15 @@ def test_recipe_show_resolves_extends_and_sweeps(tmp_path):
 
 
 def test_rerun_failed_chain_links_children_to_their_new_parents(tmp_path):
+    from ssnas.recipe import load_recipe
+
+    recipe = tmp_path / "p.toml"
+    recipe.write_text('[run]\nname = "p"\nstage = "pipeline"\nstages = ["search", "pretrain"]\n'
+                      '[data.synthetic]\ntrain = 64\ndev = 16\ntest = 16\n[search]\nepochs = 1\n')
+    config = load_recipe(str(recipe)).to_dict()  # what a submission stores: a whole resolved recipe
     registry = Registry(tmp_path / "registry.db")
-    parent = registry.create_run(name="p/search", stage="search", config={})
-    child = registry.create_run(name="p/pretrain", stage="pretrain", config={}, parent_id=parent)
+    parent = registry.create_run(name="p/search", stage="search", config=config)
+    child = registry.create_run(name="p/pretrain", stage="pretrain", config=config, parent_id=parent)
     registry.finish_run(parent, "failed", error="boom")
     registry.finish_run(child, "failed", error="not started: parent did not finish")
     done = invoke(tmp_path, "rerun", "--failed", "--detach")

@@ -381,3 +381,14 @@ def test_genotype_modules_do_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_genotype_whose_head_reads_only_zero_operations_is_refused():
+    data = random_genotype(("a[0]", "a[1]", "b[0]"), 2, 2, ("sum",), 2, random.Random(0)).to_dict()
+    data["cells"][0]["steps"][0]["primitive"] = "zero"  # one dead step: the others still read the inputs
+    assert Genotype.from_dict(data).cells[0].steps[0].primitive == "zero"
+    for cell in data["cells"]:
+        for step in cell["steps"]:
+            step["primitive"] = "zero"
+    with pytest.raises(GenotypeError, match="cells: every path from the input nodes to the head goes through a zero"):
+        Genotype.from_dict(data)

@@ -321,7 +321,7 @@ def test_settings_persist_and_only_those_given_change(tmp_path):
     assert Settings(2, ()).cpu_threads([], cores=8) == 4 and Settings(1, ()).cpu_threads([], cores=8) is None
 
 
-@pytest.mark.parametrize("text", ["{", "[]", '{"settings": {"max_parallel": -1, "gpus": 3}}'])
+@pytest.mark.parametrize("text", ["{", "[]", '{"settings": {"max_parallel": -1, "gpus": 3}}', "[" * 5000])
 def test_a_broken_state_file_reads_as_defaults(tmp_path, text):
     (tmp_path / "scheduler.json").write_text(text)
     assert read_state(tmp_path).settings == Settings() and not read_state(tmp_path).alive

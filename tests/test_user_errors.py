@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from ssnas.cli import main
-from ssnas.errors import GenotypeError
+from ssnas.errors import GenotypeError, RegistryError
 from ssnas.nas.genotype import Genotype, parse_bmnas
 from ssnas.registry import Registry
 from ssnas.runs.format import printable
@@ -94,7 +94,6 @@ CASES = {
     "tag-empty": (["tag", "good", ""], "tag '': tags must be non-empty"),
     "tag-blank": (["tag", "good", "  "], "tag '  ': tags must be non-empty"),
     "tag-control": (["tag", "good", "a\x1b[2Jb"], "has a control character (\\x1b)"),
-    "tag-remove-control": (["tag", "good", "a\rb", "--remove"], "has a control character (\\x0d)"),
     "rm-with-children": (["rm", "good", "--yes"], "good has 1 child run(s) (child): delete them with it"),
     "rm-child-running": (["rm", "good", "--with-children", "--yes"], "child is still running"),
     "export-non-empty": (["export", "child", "--to", "{tmp}/taken"], "taken: not empty (notes.txt)"),
@@ -174,6 +173,22 @@ def test_a_runs_folder_that_cannot_be_made_is_one_line_and_leaves_nothing(folder
     assert (tmp_path / "afile").read_text() == ""
 
 
+def test_a_full_disk_leaves_no_registry_behind(folder, tmp_path, monkeypatch):
+    def full(registry):  # as SQLite leaves a new file on a full disk: created, nothing written
+        registry.path.touch()
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(Registry, "_configure", full)
+    runs = tmp_path / "new" / "runs"
+    line = the_error(invoke(runs, "run", recipe_of(folder), "--detach"))
+    assert line == f"Error: {runs / 'registry.db'}: database or disk is full"
+    assert not (runs / "registry.db").exists()  # a later reader would trip on an empty one
+    assert not runs.exists() or not any(runs.iterdir())  # the submission makes the folder itself first
+    with pytest.raises(RegistryError, match="disk is full"):
+        Registry(tmp_path / "other" / "deeper" / "registry.db")
+    assert not (tmp_path / "other").exists()  # the folders the registry made for itself go too
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder anyway")
 def test_a_read_only_runs_folder_is_one_line_naming_it(folder, tmp_path):
     runs = tmp_path / "readonly"
@@ -243,6 +258,11 @@ def test_names_tags_and_errors_are_shown_escaped(folder, argv, escaped):
     result = invoke(folder, *argv)
     assert result.exit_code == 0, result.output
     assert escaped in result.output and not any(ch in result.output for ch in "\x1b\r\x07"), result.output
+
+
+def test_a_tag_stored_before_the_rule_can_be_removed(folder):
+    result = invoke(folder, "tag", "odd1", "x\x1b[31m", "--remove")
+    assert result.exit_code == 0 and result.output == "odd1: arm:\\x07evil\n"
 
 
 def test_json_keeps_the_raw_text(folder):

@@ -61,7 +61,7 @@ def in_process(runs: Path, run_id: str, registry: object | None = None) -> int:
     with Registry(runs / "registry.db", create=False) as own:
         run = own.get_run(run_id)
         place = Place(Path(run.run_dir or runs / run_id), None, lambda: Registry(own.path, create=False))
-        return work(registry or own, run, place)  # type: ignore[arg-type]
+        return work(registry or own, run, place)
 
 
 def assert_one_history(registry: Registry, run_id: str) -> None:

@@ -265,8 +265,8 @@ class SsnasApp(App):
     @on(ActionDone)
     def _action_done(self, message: ActionDone) -> None:
         result = message.result
-        self.notify(result.message, severity="information" if result.ok else "error",
-                    timeout=4 if result.ok else 8)
+        self.notify(result.message, severity="information" if result.ok else "error",  # names and tags: not markup
+                    timeout=4 if result.ok else 8, markup=False)
         self.poll_now()
 
     def _refused(self, action: str, run: Run) -> bool:
@@ -275,7 +275,7 @@ class SsnasApp(App):
 
         reason = refusal(action, run)
         if reason:
-            self.notify(reason, severity="warning")
+            self.notify(reason, severity="warning", markup=False)
         return reason is not None
 
     def action_kill(self) -> None:
@@ -330,7 +330,7 @@ class SsnasApp(App):
         doomed = subtree([run], self.runs.values())
         refused = delete_refusals(doomed, self.runs.values())
         if refused:
-            self.notify("; ".join(refused), severity="warning")
+            self.notify("; ".join(refused), severity="warning", markup=False)
             return
         below = f" and the {len(doomed) - 1} run(s) below it" if len(doomed) > 1 else ""
         question = (f"Delete run {run.short_id} ({printable(run.name)}){below}?\n"

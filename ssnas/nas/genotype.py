@@ -156,10 +156,23 @@ class Genotype:
                 raise _fail(f"cells[{k}]", f"expected a CellGene, got {cell!r}")
             _check_pair(cell.inputs, f"cells[{k}].inputs", n + k)
         _check_concat(self.concat, "concat", n, n + len(self.cells), "cell node")
+        if not self._reads_its_inputs():
+            raise _fail("cells", "every path from the input nodes to the head goes through a zero operation: "
+                                 "the network's output would not depend on its input")
         for attr in ("name", "source"):
             value = getattr(self, attr)
             if value is not None and not isinstance(value, str):
                 raise _fail(attr, f"expected text, got {value!r}")
+
+    def _reads_its_inputs(self) -> bool:
+        """Whether some input node reaches the head through non-zero operations (`zero` outputs nothing)."""
+        live = [True] * self.num_inputs  # per global node: does it carry anything from the inputs?
+        for cell in self.cells:
+            local = [live[i] for i in cell.inputs]
+            for step in cell.steps:
+                local.append(step.primitive != "zero" and any(local[i] for i in step.inputs))
+            live.append(any(local[i] for i in cell.concat))
+        return any(live[i] for i in self.concat)
 
     def _check_input_names(self) -> None:
         if len(self.input_names) < 2:

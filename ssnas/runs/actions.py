@@ -100,10 +100,11 @@ def tag_problem(tag: str) -> str | None:
 
 
 def tag(registry: Registry, run: Run, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Run:
-    """Add and remove tags (surrounding blanks dropped); a tag that `tag_problem` refuses refuses them all."""
+    """Add and remove tags (surrounding blanks dropped). A new tag that `tag_problem` refuses refuses them all;
+    any tag a run has can be removed, one stored before the rule too."""
     if not (add or remove):
         raise SsnasError("tag: give non-empty tags")
-    problems = [problem for problem in map(tag_problem, (*add, *remove)) if problem]
+    problems = [problem for problem in map(tag_problem, add) if problem]
     if problems:
         raise SsnasError(problems[0])
     if add:

@@ -252,8 +252,6 @@ def _resumable_descendants(registry: Registry, run: Run) -> list[Run]:
 
 
 def _registry(runs_dir: Path, create: bool = False) -> Registry:
-    if create:
-        Path(runs_dir).mkdir(parents=True, exist_ok=True)
     return Registry(Path(runs_dir) / "registry.db", create=create)
 
 

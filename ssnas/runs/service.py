@@ -45,8 +45,6 @@ class RunService:
         """The registry for actions that change runs (created with its folder when `create`)."""
         with self._lock:
             if self._writer is None:
-                if create:
-                    self.runs_dir.mkdir(parents=True, exist_ok=True)
                 self._writer = Registry(self.registry_path, create=create)
             return self._writer
 

@@ -68,11 +68,11 @@ class SchedulerState:
     gpu_slots: tuple[str, ...] | None = None  # and its GPU slots (() on the CPU)
 
 
-def parse_gpus(text: str | None, found: Sequence[str] | None = None) -> tuple[str, ...] | None:
+def parse_gpus(text: str | None) -> tuple[str, ...] | None:
     """`--gpus 0,1` as slots; "cpu" or "none" for the CPU only; None (not given) stays None.
 
-    Anything else is refused, and so is a GPU that this machine does not have (`found`, by default what
-    nvidia-smi lists): a typo would otherwise run everything on the CPU, or on no device at all.
+    Anything else is refused, and so is a GPU that nvidia-smi does not list on this machine: a typo would
+    otherwise run everything on the CPU, or on no device at all.
     """
     if text is None:
         return None
@@ -82,7 +82,7 @@ def parse_gpus(text: str | None, found: Sequence[str] | None = None) -> tuple[st
     bad = next((g for g in slots if not g.isdecimal() or not g.isascii()), None)
     if bad is not None:
         raise ConfigError(f"--gpus: {bad!r} is not a GPU index (give e.g. 0,1, or cpu)")
-    present = detect_gpus() if found is None else found
+    present = detect_gpus()
     missing = [g for g in slots if str(int(g)) not in present]
     if missing:
         have = f"GPUs {', '.join(present)}" if present else "no GPU (nvidia-smi finds none)"
@@ -118,7 +118,7 @@ def _load(file: IO[str] | None) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(file.read() or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # a broken or absurdly nested file reads as no state
         return {}
     return data if isinstance(data, dict) else {}
 

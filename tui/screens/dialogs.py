@@ -31,7 +31,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="confirm-dialog"):
-            yield Static(self.question, classes="dialog-text")
+            yield Static(Text(self.question), classes="dialog-text")  # a run's name is text, not markup
             with Horizontal(classes="dialog-buttons"):
                 yield Button(f"{self.verb} (y)", variant="error", id="yes")
                 yield Button("Cancel (n)", id="no")
