@@ -55,6 +55,24 @@ def test_a_degenerate_label_column_is_a_warning_and_the_runs_are_queued(tmp_path
     launching.cancel(tmp_path / "runs", launched.run_ids)
 
 
+def test_the_dashboards_launch_shows_warnings_and_refusals(tmp_path):
+    from tui.data import launch_recipe
+
+    data = valid_features(tmp_path / "d.h5")
+    with h5py.File(data, "a") as f:
+        labels = f["labels"][()]
+        labels[:24, 1] = 0
+        f["labels"][...] = labels
+    recipe = tmp_path / "r.toml"
+    recipe.write_text(features_recipe(data, '[run]\nname = "w"\nstage = "search"\n', "[search]\nepochs = 1\n"))
+    done = launch_recipe(tmp_path / "runs", recipe, [])
+    assert done.ok and done.message.splitlines()[1].startswith("warning: ") and "'y'" in done.message
+    launching.cancel(tmp_path / "runs", [r.id for r in Registry(tmp_path / "runs" / "registry.db").runs()])
+    refused = launch_recipe(tmp_path / "runs", recipe, ["data.label_ratio=0.01", "run.stage=finetune",
+                                                         "run.genotype=random"])
+    assert not refused.ok and "/splits/train: has 24 rows; needs at least 101" in refused.message
+
+
 def test_the_cli_prints_warnings_on_stderr(tmp_path):
     data = valid_features(tmp_path / "d.h5")
     with h5py.File(data, "a") as f:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ssnas.run_record import Run
     from ssnas.runs.actions import Outcome
     from ssnas.runs.compare import Comparison
+    from ssnas.runs.launching import Launched
     from ssnas.runs.service import RunService
 
 BASELINE = "bmnas-mmimdb"
@@ -334,17 +335,22 @@ def delete_run(runs_dir: Path, run_id: str) -> ActionResult:
 
 def resume_run(runs_dir: Path, run_id: str) -> ActionResult:
     """As `ssnas resume RUN --detach`: queued again; the runs folder's scheduler continues it."""
-    return act(runs_dir, lambda service: service.resume(run_id).message)
+    return act(runs_dir, lambda service: launch_notice(service.resume(run_id)))
 
 
 def rerun_run(runs_dir: Path, run_id: str) -> ActionResult:
     """As `ssnas rerun RUN --detach`."""
-    return act(runs_dir, lambda service: service.rerun([run_id]).message)
+    return act(runs_dir, lambda service: launch_notice(service.rerun([run_id])))
 
 
 def launch_recipe(runs_dir: Path, recipe: Path, overrides: Sequence[str]) -> ActionResult:
     """As `ssnas run RECIPE --set ... --detach`."""
-    return act(runs_dir, lambda service: service.submit(recipe, overrides).message)
+    return act(runs_dir, lambda service: launch_notice(service.submit(recipe, overrides)))
+
+
+def launch_notice(launched: Launched) -> str:
+    """What a launch says, then what preflight warned of (a degenerate label column, say), one line each."""
+    return "\n".join([launched.message, *(f"warning: {warning}" for warning in launched.warnings)])
 
 
 # -- recipes --------------------------------------------------------------------------------------
