@@ -27,6 +27,7 @@ from ssnas.reporting import Reporter
 from ssnas.stages.finetune import finetune
 from ssnas.stages.pretrain import pretrain
 from ssnas.stages.search import search
+from ssnas.writes import write_atomically, write_text
 
 GENOTYPE_FILE = "genotype.json"
 PRETRAINED_FILE = "pretrained.pt"
@@ -79,7 +80,7 @@ def run_stage(
     space, runtime, views = recipe.space_config(), recipe.runtime_config(), recipe.views_config()
     if stage == "search":
         result = search(features, space, recipe.search_config(), views, runtime, reporter, resume=resume)
-        result.genotype.save(run_dir / GENOTYPE_FILE)
+        write_text(run_dir / GENOTYPE_FILE, result.genotype.to_json())
         return {"genotype": result.genotype.to_dict(), "decided": result.certainty.decided,
                 "undecided": list(result.certainty.undecided), "seconds": result.seconds}
 
@@ -92,13 +93,14 @@ def run_stage(
         genotype = genotype_from(recipe.run.genotype, recipe, features)
     else:
         raise ConfigError(f"{recipe.path}: run.genotype: a {stage} run without a parent needs one")
-    genotype.save(run_dir / GENOTYPE_FILE)
+    write_text(run_dir / GENOTYPE_FILE, genotype.to_json())
 
     if stage == "pretrain":
         pretrained = pretrain(features, genotype, space, recipe.pretrain_config(), views, runtime, reporter,
                               resume=resume)
-        torch.save({"network": pretrained.network_state, "genotype": genotype.to_dict(),
-                    "best_epoch": pretrained.best_epoch}, run_dir / PRETRAINED_FILE)
+        saved = {"network": pretrained.network_state, "genotype": genotype.to_dict(),
+                 "best_epoch": pretrained.best_epoch}
+        write_atomically(run_dir / PRETRAINED_FILE, lambda file: torch.save(saved, file))
         return {"best_epoch": pretrained.best_epoch, "dev_loss": pretrained.dev_loss, "seconds": pretrained.seconds}
 
     network_state = None
@@ -119,5 +121,5 @@ def _finetune(features: FeatureSet, genotype: Genotype | None, network_state: di
     summary = {"test": result.test, "dev": result.dev, "threshold": result.threshold, "best_epoch": result.best_epoch,
                "labeled": result.labeled, "pretrained": network_state is not None, "model": config.model,
                "mode": result.mode, "steps": result.steps, "seconds": result.seconds}
-    (run_dir / RESULTS_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    write_text(run_dir / RESULTS_FILE, json.dumps(summary, indent=2) + "\n")
     return summary

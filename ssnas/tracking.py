@@ -13,6 +13,7 @@ also ships the run's files there whenever `on_files` says they changed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -136,44 +137,49 @@ class RunReporter:
             self._requested = max(self._requested, target)
             self._flush_now.set()
             self._flushed.wait_for(lambda: self._generation >= target or self._error is not None, timeout)
-        if self._error is not None:
-            raise RuntimeError(f"tracking failed: {self._error}") from self._error
+        self._raise_error()
 
     def close(self) -> None:
+        """Write what is left and stop the flusher (raising what it failed on, closing its writers too)."""
         self.flush()
         self._closing.set()
         self._flush_now.set()
         self._thread.join(timeout=60)
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise RuntimeError(f"tracking failed: {self._error}") from self._error
 
     # --- the flusher thread ---
     def _run(self) -> None:
         from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams
 
-        sink = self._open_sink()
-        writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
-        try:
-            # hyperparameters written into this run's own event file (add_hparams would start a new run)
-            # (the ignore: torch annotates SummaryWriter.file_writer as None, though __init__ opens it)
-            for summary in hparams(self._hparams, {"f1_weighted/test": 0.0, "loss/train": 0.0}):
-                writer.file_writer.add_summary(summary)  # type: ignore[attr-defined]
-            while True:
-                if self._generation >= self._requested:
-                    self._flush_now.wait(self.flush_every)
-                self._flush_now.clear()
-                self._write(sink, writer)
-                with self._lock:
-                    self._generation += 1
-                    self._flushed.notify_all()
-                if self._closing.is_set():
-                    break
-        except BaseException as error:  # surfaced to the training thread by flush()
+        try:  # opening the writers fails too on a full disk: every failure is surfaced by flush() and close()
+            with contextlib.ExitStack() as opened:
+                sink = self._open_sink()
+                opened.callback(sink.close)
+                writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+                opened.callback(writer.close)
+                # hyperparameters written into this run's own event file (add_hparams would start a new run)
+                # (the ignore: torch annotates SummaryWriter.file_writer as None, though __init__ opens it)
+                for summary in hparams(self._hparams, {"f1_weighted/test": 0.0, "loss/train": 0.0}):
+                    writer.file_writer.add_summary(summary)  # type: ignore[attr-defined]
+                while True:
+                    if self._generation >= self._requested:
+                        self._flush_now.wait(self.flush_every)
+                    self._flush_now.clear()
+                    self._write(sink, writer)
+                    with self._lock:
+                        self._generation += 1
+                        self._flushed.notify_all()
+                    if self._closing.is_set():
+                        break
+        except BaseException as error:
             with self._lock:
                 self._error = error
                 self._flushed.notify_all()
-        finally:
-            writer.close()
-            sink.close()
 
     def _write(self, sink: WorkerRecords, writer: Any) -> None:
         with self._lock:

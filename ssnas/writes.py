@@ -42,7 +42,7 @@ def temporary(path: Path) -> Path:
     return path.with_name(path.name + TEMPORARY)
 
 
-def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """Write `path` with `write(file)`, through a temporary renamed into place: a reader, and a worker
     killed mid-write, see the old file or the new one, never half of one. Any failure removes the
     temporary; an Exception becomes a WriteError naming `path` and the reason."""
@@ -59,6 +59,11 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
         cause = os_error(error)
         reason = cause.strerror if cause is not None else f"{type(error).__name__}: {error}"
         raise WriteError(f"could not write {path}: {reason}") from error
+
+
+def write_text(path: Path, text: str) -> None:
+    """`write_atomically` for a text file (UTF-8): a stage's genotype.json, results.json."""
+    write_atomically(path, lambda file: file.write(text.encode("utf-8")))
 
 
 def remove_temporaries(folder: Path) -> None:

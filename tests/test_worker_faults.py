@@ -200,6 +200,19 @@ def test_an_atomic_write_that_fails_keeps_the_old_file(tmp_path):
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
 
 
+def test_a_reporter_that_cannot_open_its_writers_says_why_at_the_first_flush(tmp_path):
+    from ssnas.tracking import RunReporter
+
+    def full_disk():
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    reporter = RunReporter(full_disk, "r1", tmp_path, hparams={})
+    with pytest.raises(RuntimeError, match="^tracking failed: .*No space left on device$"):
+        reporter.flush(timeout=5)  # at once, not after the timeout with nothing written
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        reporter.close()
+
+
 class RefusingRegistry:
     """The registry a worker sees when the registry's own disk fills as the run fails: it refuses the end."""
 

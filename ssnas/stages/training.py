@@ -28,7 +28,8 @@ class NonFiniteLoss(SsnasError):
 
 
 class StageStopped(SsnasError):
-    """The stage stopped on request (e.g. SIGTERM) after saving a checkpoint it can resume from."""
+    """The stage stopped on request (e.g. SIGTERM): after saving a checkpoint it can resume from, or before its
+    first step, with nothing to save."""
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
