@@ -181,7 +181,7 @@ def test_the_report_counts_a_shared_search_once(registry, recipe):
     [search] = by_stage(runs, "search")
     for run in runs:
         finish(registry, run, output=run.stage != "finetune")
-    registry.update_run(search.id, started_at=100.0, ended_at=130.0)
+    registry.update_run(search.id, started_at=100.0, ended_at=130.0, worked_seconds=30.0)
     report = build_report(registry, runs[0].group_id)
     assert [(row.label_ratio, row.chains) for row in report.rows] == [(0.1, 1), (0.5, 1), (1.0, 1)]
     assert {c.search_id for c in report.chains} == {search.id}

@@ -168,7 +168,7 @@ def test_a_runs_folder_that_cannot_be_made_is_one_line_and_leaves_nothing(folder
         cases[Path("/sys/ssnas-runs")] = "Operation not permitted"
     for runs, reason in cases.items():
         line = the_error(invoke(runs, "run", recipe_of(folder), "--detach"))
-        assert line == f"Error: {runs}: {reason}"
+        assert line == f"Error: {runs}: cannot write ({reason})"
         assert not runs.exists()
     assert (tmp_path / "afile").read_text() == ""
 
