@@ -11,9 +11,11 @@ from ssnas.commands import features as features_commands
 from ssnas.commands import inspect as inspect_commands
 from ssnas.commands import launch as launch_commands
 from ssnas.commands import manage as manage_commands
+from ssnas.commands import plugins as plugins_commands
 from ssnas.commands import queue as queue_commands
 from ssnas.commands import report as report_commands
 from ssnas.commands import tui as tui_commands
+from ssnas.commands import tune as tune_commands
 from ssnas.runs.service import RunService
 
 
@@ -34,6 +36,8 @@ for _command in (
     launch_commands.resume, launch_commands.rerun, queue_commands.queue_command, manage_commands.tag,
     inspect_commands.export_command, manage_commands.rm, launch_commands.recipe, demo_commands.baselines,
     features_commands.features, demo_commands.demo, report_commands.report, tui_commands.tui,
+    tune_commands.tune_command,
+    plugins_commands.plugins_command,
 ):
     main.add_command(_command)
 

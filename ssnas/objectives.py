@@ -1,11 +1,29 @@
-"""The training objectives: NT-Xent (SimCLR) for self-supervised stages, multi-label BCE for labels."""
+"""The training objectives: NT-Xent (SimCLR) for self-supervised stages, multi-label BCE for labels.
+
+A plugin may replace NT-Xent by another label-free loss (entry-point group `ssnas.objectives`, chosen
+by `search.ssl_loss` / `pretrain.ssl_loss`): an `SSLLoss`, with NT-Xent's signature.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
+from ssnas import plugins
 from ssnas.errors import ConfigError
+
+# (z_a, z_b, temperature) -> a scalar loss: z_a[i] and z_b[i] are the (N, D) embeddings of the two views of
+# sample i; the loss must be differentiable, read no labels, and may ignore the temperature.
+SSLLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+
+
+def ssl_loss(name: str) -> SSLLoss:
+    """The label-free loss `name`: NT-Xent, or an installed plugin's (its module imported now)."""
+    if name == "nt_xent":
+        return nt_xent
+    return plugins.load_callable(plugins.OBJECTIVES_GROUP, name, "a loss (z_a, z_b, temperature) -> tensor")
 
 
 def nt_xent(z_a: torch.Tensor, z_b: torch.Tensor, temperature: float) -> torch.Tensor:

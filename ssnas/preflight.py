@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ssnas.config.data import SyntheticConfig
+from ssnas.config.data import SyntheticConfig, is_plugin_dataset
+from ssnas.data.dataset_nodes import dataset_node_names
 from ssnas.data.feature_check import SplitNeeds, check_feature_file
 from ssnas.data.mmimdb_file import check_mmimdb_file
-from ssnas.data.nodes import dataset_node_names
 from ssnas.errors import DatasetError, GenotypeError, RecipeError
 from ssnas.nas.binding import given_genotype
 from ssnas.recipe import Recipe
@@ -122,6 +122,13 @@ def _needs_by_dataset(runs: Sequence[StageRun]) -> dict[tuple[str, str | None, s
 
 
 def _check_data(where: str, dataset: str, path: str | None, options: Mapping[str, Any], needs: SplitNeeds) -> list[str]:
+    if is_plugin_dataset(dataset):
+        from ssnas.data.plugin_dataset import DatasetPlugin
+
+        try:
+            return DatasetPlugin.named(dataset).check(path, options, needs)
+        except DatasetError as err:
+            raise RecipeError(f"{where}: {err}") from None
     if dataset == "features" and path is not None:
         return check_feature_file(path, needs)
     if dataset == "mmimdb" and path is not None:

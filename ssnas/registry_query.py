@@ -1,4 +1,4 @@
-"""The `--where` language and sort keys of `ssnas runs`, compiled to parameterised SQL.
+r"""The `--where` language and sort keys of `ssnas runs`, compiled to parameterised SQL.
 
 A filter is a small expression over a run's fields; values never reach the SQL text, they travel as
 parameters, so a filter can select runs but never change the database. Grammar:
@@ -9,20 +9,26 @@ parameters, so a filter can select runs but never change the database. Grammar:
     not        := "NOT" not | "(" or ")" | comparison
     comparison := field ("=" | "!=" | "<" | "<=" | ">" | ">=") value
                 | field ["NOT"] "IN" "(" value ("," value)* ")"
+                | field ["NOT"] ("LIKE" | "GLOB") string
                 | field "IS" ["NOT"] "NULL"
     value      := number | 'string' | "string" | true | false
 
 Fields (what each compiles to, all columns of the `runs` table in the enclosing query):
 - run columns: `status`, `stage`, `label_ratio`, `seed`, `name`, `group_id`, ...
 - summaries: `latest_loss` (last train loss), `best_f1` (max dev f1_weighted), `test_f1`;
-- `tag`: the run carries that tag (only `=`, `!=`, `IN`, `NOT IN`);
+- `tag`: the run carries that tag (`=`, `!=`, `IN`, `NOT IN`) or one matching a pattern (`LIKE`, `GLOB`);
 - config paths: `search.epochs`, `data.label_ratio`, optionally prefixed `config.`;
 - metrics: `metric.KEY` (the last value of KEY logged, any split) and `metric.SPLIT.KEY`
   (e.g. `metric.test.f1_weighted`): always the *last* value logged, which for a test metric is the
   one reported. `best_f1` is the one maximum.
 
+`LIKE` patterns are SQL's: `%` any text, `_` one character, ASCII case ignored, and `\` before `%`, `_` or
+`\` takes it literally (`name LIKE '50\%%'`). `GLOB` patterns are the shell's: `*`, `?`, `[abc]`, case
+sensitive. A pattern is a parameter like every value.
+
 A field without a value (NULL: a missing config key, a metric never logged) makes every comparison
-false except `!=` and `NOT IN`, which it satisfies; so `NOT (x = 1)` and `x != 1` agree.
+false except `!=`, `NOT IN`, `NOT LIKE` and `NOT GLOB`, which it satisfies; so `NOT (x = 1)` and
+`x != 1` agree.
 Keywords are case-insensitive; fields are not. Parentheses and NOTs nest at most `MAX_NESTING` deep and
 integers fit in 64 bits: anything else is an error naming its column, never a crash. A run whose stored
 config or tags are corrupt JSON is left out of every filter that reads them.
@@ -30,6 +36,7 @@ config or tags are corrupt JSON is left out of every filter that reads them.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,7 +91,9 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-_KEYWORDS = ("AND", "OR", "NOT", "IN", "IS", "NULL", "TRUE", "FALSE")
+_KEYWORDS = ("AND", "OR", "NOT", "IN", "IS", "NULL", "TRUE", "FALSE", "LIKE", "GLOB")
+# A pattern operator as SQL, with the escape character of LIKE spelled out (SQLite's LIKE has none by default).
+_PATTERNS = {"LIKE": "LIKE ? ESCAPE '\\'", "GLOB": "GLOB ?"}
 _OPERATORS = {"=": "=", "==": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -97,13 +106,20 @@ class Token:
 
 @dataclass(frozen=True)
 class Field:
-    """A run field as an SQL expression over `runs` and the parameters it needs, in order."""
+    """A run field as an SQL expression over `runs` and the parameters it needs, in order.
+
+    `kind` and `parts` say the same in Python terms, for readers of `Run` records (ssnas.runs.table):
+    kind `column` or `summary` is the `Run` attribute `name`; `config` the path `parts` into the config;
+    `metric` the last value of series `parts` = (KEY,) in any split or (SPLIT, KEY); `tag` a filter only.
+    """
 
     name: str
     sql: str
     params: tuple = ()
     is_tag: bool = False
     reads: str | None = None  # the JSON column it reads ("config", "tags"): a corrupt one leaves the run out
+    kind: str = "column"
+    parts: tuple[str, ...] = ()
 
 
 def tokenize(text: str, flag: str = "--where") -> list[Token]:
@@ -132,29 +148,44 @@ def field_names(run_columns: Sequence[str]) -> tuple[str, ...]:
     return tuple(c for c in run_columns if c not in _NOT_FIELDS)
 
 
-def resolve_field(name: str, run_columns: Sequence[str], flag: str = "--where") -> Field:
-    """The SQL for one field name, or a RegistryError that lists what can be named."""
+def resolve_field(name: str, run_columns: Sequence[str], flag: str = "--where", also: Sequence[str] = ()) -> Field:
+    """The SQL for one field name, or a RegistryError that suggests the nearest name and lists what can be
+    named; `also` are further names the caller accepts (offered as suggestions only)."""
     if name in SUMMARIES:
-        return Field(name, SUMMARIES[name])
+        return Field(name, SUMMARIES[name], kind="summary")
     if name == "tag":
-        return Field(name, "", is_tag=True, reads="tags")
+        return Field(name, "", is_tag=True, reads="tags", kind="tag")
     if name in field_names(run_columns):
         return Field(name, f'runs."{name}"')
     parts = name.split(".")
     if parts[0] == "metric" and len(parts) == 2:
-        return Field(name, _LAST_METRIC, (parts[1],))
+        return Field(name, _LAST_METRIC, (parts[1],), kind="metric", parts=tuple(parts[1:]))
     if parts[0] == "metric" and len(parts) == 3:
-        return Field(name, _LAST_METRIC_IN_SPLIT, (parts[2], parts[1]))
+        return Field(name, _LAST_METRIC_IN_SPLIT, (parts[2], parts[1]), kind="metric", parts=tuple(parts[1:]))
     if parts[0] == "config" and len(parts) > 1:
         parts = parts[1:]
     if len(parts) > 1 and parts[0] != "metric":
         path = "$" + "".join(f"[{p}]" if p.isdigit() else f".{p}" for p in parts)
-        return Field(name, f"json_extract({_CONFIG}, ?)", (path,), reads="config")
+        return Field(name, f"json_extract({_CONFIG}, ?)", (path,), reads="config", kind="config", parts=tuple(parts))
+    known = [*field_names(run_columns), *SUMMARIES, "tag", *also]
     raise RegistryError(
-        f"{flag}: unknown field {name!r} (run columns: {', '.join(field_names(run_columns))}; "
-        f"summaries: {', '.join(SUMMARIES)}; tag; config paths like search.epochs; "
+        f"{flag}: unknown field {name!r}{did_you_mean(name, known)} "
+        f"(run columns: {', '.join(field_names(run_columns))}; "
+        f"summaries: {', '.join(SUMMARIES)}; tag; {''.join(f'{other}; ' for other in also)}"
+        f"config paths like search.epochs; "
         f"metrics like metric.test.f1_weighted)"
     )
+
+
+def did_you_mean(name: str, known: Sequence[str]) -> str:
+    """`, did you mean 'best_f1'?` for the nearest known name, or nothing when none is near."""
+    near = difflib.get_close_matches(name, list(dict.fromkeys(known)), n=1, cutoff=0.6)
+    return f", did you mean {near[0]!r}?" if near else ""
+
+
+def string_literal(text: str) -> str:
+    """`text` as a string of the language (quotes doubled): for programs that build a filter."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def compile_where(text: str, run_columns: Sequence[str]) -> tuple[str, list]:
@@ -264,10 +295,13 @@ class _Parser:
             negated = bool(self._take("keyword", "NOT"))
             self._expect("keyword", "NULL")
             if field.is_tag:
-                raise RegistryError(f"--where: 'tag' takes =, !=, IN or NOT IN (column {token.column})")
+                raise _tag_error(token.column)
             self.params.extend(field.params)
             return f"({field.sql} IS {'NOT ' if negated else ''}NULL)"
         negated = bool(self._take("keyword", "NOT"))
+        pattern = self._take("keyword", "LIKE") or self._take("keyword", "GLOB")
+        if pattern:
+            return self._pattern(field, pattern.text, negated)
         if negated or self._take("keyword", "IN"):
             if negated:
                 self._expect("keyword", "IN")
@@ -277,7 +311,7 @@ class _Parser:
         value = self._value()
         if field.is_tag:
             if op not in ("=", "!="):
-                raise RegistryError(f"--where: 'tag' takes =, !=, IN or NOT IN (column {op_token.column})")
+                raise _tag_error(op_token.column)
             self.params.append(value)
             test = HAS_TAG.format(test="= ?")
             return test if op == "=" else f"(NOT {test})"
@@ -304,6 +338,21 @@ class _Parser:
             return f"coalesce({field.sql} NOT IN ({marks}), 1)"
         return f"coalesce({field.sql} IN ({marks}), 0)"
 
+    def _pattern(self, field: Field, operator: str, negated: bool) -> str:
+        """`LIKE` or `GLOB` against a string pattern; a missing value satisfies only the negated form."""
+        token = self._token
+        if token.kind != "string":
+            raise RegistryError(f"--where: {operator} takes a quoted pattern (column {token.column})")
+        pattern = self._value()
+        test = _PATTERNS[operator]
+        if field.is_tag:
+            self.params.append(pattern)
+            matches = HAS_TAG.format(test=test)
+            return f"(NOT {matches})" if negated else matches
+        self.params.extend(field.params)
+        self.params.append(pattern)
+        return f"coalesce({field.sql} {'NOT ' if negated else ''}{test}, {int(negated)})"
+
     def _value(self) -> str | int | float:
         token = self._token
         self.pos += 1
@@ -315,6 +364,10 @@ class _Parser:
         if token.kind == "keyword" and token.text in ("TRUE", "FALSE"):
             return 1 if token.text == "TRUE" else 0
         raise self._unexpected(token)
+
+
+def _tag_error(column: int) -> RegistryError:
+    return RegistryError(f"--where: 'tag' takes =, !=, IN, NOT IN, LIKE or GLOB (column {column})")
 
 
 def _number(token: Token) -> int | float:

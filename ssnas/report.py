@@ -45,6 +45,7 @@ from ssnas.nas.certainty import DECIDED_RATIO
 from ssnas.recipe import arm_of
 from ssnas.runs.format import elapsed_seconds, printable
 from ssnas.runs.lookup import run_folder
+from ssnas.tune.summary import StudySummary, study_of_tag, study_summary
 
 if TYPE_CHECKING:
     from ssnas.nas.genotype import Genotype
@@ -213,6 +214,7 @@ class Report:
     paired: tuple[PairedDifference, ...]  # per r; empty when either arm is missing
     chains: tuple[Chain, ...]
     search_seconds: Stat | None  # every distinct finished search once (n: searches), however many chains share it
+    study: StudySummary | None = None  # the trials of an `ssnas tune` study, for its tag study:NAME
 
     @property
     def title(self) -> str:
@@ -346,6 +348,8 @@ class Report:
         sections.append(("by arm", *self._arm_table()))
         if self.paired:
             sections.append((f"{' - '.join(self.paired_arms)} (paired by seed)", *self._paired_table()))
+        if self.study is not None:
+            sections.append((f"study {self.study.name}: trials", self.study.columns(), self.study.cells()))
         return sections
 
     def _f1_table(self, plus_minus: str) -> tuple[list[str], list[list[str]]]:
@@ -417,7 +421,7 @@ class Report:
             total = Stat(self.search_seconds.mean * self.search_seconds.n, None, 1)
             lines.append(f"searches: {self.search_seconds.n} finished, {_seconds(total)} of wall time in all")
         lines += self._paired_notes()
-        return lines
+        return lines + (self.study.notes() if self.study is not None else [])
 
     def _gap_notes(self) -> list[str]:
         if not self.has_baselines:
@@ -487,6 +491,8 @@ def build_report(registry: Registry, group_or_tag: str, baseline: str = BASELINE
         paired=_paired(chains, paired),
         chains=tuple(chains),
         search_seconds=search_cost(chains),
+        study=study_summary(registry, study) if kind == "tag" and (study := study_of_tag(group_or_tag.strip())) \
+        else None,
     )
 
 

@@ -52,7 +52,7 @@ class Run:
     run_dir: str | None = None
     tags: list[str] = field(default_factory=list)
     revision: int = 0
-    ray_options: str | None = None  # a Ray run's options as JSON (ssnas.cluster.RayOptions.from_json)
+    ray_options: str | None = None  # its executor's options as JSON: RayOptions (ray) or SlurmOptions (slurm)
     worked_seconds: float | None = None  # what its ended attempts worked (started_at, ended_at: the last one's)
     latest_loss: float | None = None
     best_f1: float | None = None

@@ -1,5 +1,7 @@
 """The worker's Reporter: buffers what a stage reports and writes it, off the training thread, to
-the run registry and to TensorBoard event files under `runs/RUN_ID/tb/`.
+the run registry and to TensorBoard event files under `runs/RUN_ID/tb/NAME-SHORTID/`, where TensorBoard
+shows the run by name and id, with its HParams session ended by the status the worker gives `close`
+(ssnas.tensorboard_run).
 
 A flusher thread owns both writers (SQLite connections and event writers stay on one thread) and
 writes every `flush_every` seconds in batches, together with the run's heartbeat and progress.
@@ -27,6 +29,7 @@ from ssnas.nas.derive import ArchWeights
 from ssnas.nas.genotype import Genotype
 from ssnas.records import WorkerRecords
 from ssnas.registry import Registry
+from ssnas.tensorboard_run import end_session, start_session, tensorboard_dir
 from ssnas.writes import say, write_atomically
 
 CHECKPOINT = "checkpoint.pt"
@@ -61,11 +64,14 @@ class RunReporter:
 
     `sink` is a registry file, or a function that opens the sink (called on the flusher thread,
     which then owns it). `on_files`, when given, is called after the run's files changed (event
-    files flushed, a checkpoint written), from the thread that changed them.
+    files flushed, a checkpoint written), from the thread that changed them. `name` names the run's
+    TensorBoard folder; `purge_step` is the step this attempt starts from: TensorBoard drops what an
+    earlier attempt logged from there on (its checkpoint's step + 1; 0 when the run starts over).
     """
 
     def __init__(self, sink: Path | Callable[[], WorkerRecords], run_id: str, run_dir: Path, hparams: dict[str, Any],
-                 flush_every: float = 1.0, on_files: Callable[[], None] | None = None) -> None:
+                 flush_every: float = 1.0, on_files: Callable[[], None] | None = None, *, name: str = "",
+                 purge_step: int | None = None) -> None:
         if isinstance(sink, (str, Path)):
             sink = functools.partial(Registry, Path(sink), create=False)
         self._open_sink = sink
@@ -73,7 +79,10 @@ class RunReporter:
         self.run_id = run_id
         self.run_dir = Path(run_dir)
         self.flush_every = flush_every
+        self.tb_dir = tensorboard_dir(self.run_dir, name, run_id)
+        self._purge_step = purge_step
         self._hparams = scalar_hparams(hparams)
+        self._end_status: str | None = None  # how the run ended, given to close()
         self._lock = threading.Lock()
         self._metrics: list[tuple] = []
         self._arch: list[tuple] = []
@@ -139,9 +148,11 @@ class RunReporter:
             self._flushed.wait_for(lambda: self._generation >= target or self._error is not None, timeout)
         self._raise_error()
 
-    def close(self) -> None:
-        """Write what is left and stop the flusher (raising what it failed on, closing its writers too)."""
+    def close(self, status: str | None = None) -> None:
+        """Write what is left, end the HParams session with `status` (how the run ended: finished, failed or
+        killed; None leaves it open) and stop the flusher (raising what it failed on, closing its writers too)."""
         self.flush()
+        self._end_status = status
         self._closing.set()
         self._flush_now.set()
         self._thread.join(timeout=60)
@@ -154,18 +165,14 @@ class RunReporter:
     # --- the flusher thread ---
     def _run(self) -> None:
         from torch.utils.tensorboard import SummaryWriter
-        from torch.utils.tensorboard.summary import hparams
 
         try:  # opening the writers fails too on a full disk: every failure is surfaced by flush() and close()
             with contextlib.ExitStack() as opened:
                 sink = self._open_sink()
                 opened.callback(sink.close)
-                writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+                writer = SummaryWriter(log_dir=str(self.tb_dir), purge_step=self._purge_step)
                 opened.callback(writer.close)
-                # hyperparameters written into this run's own event file (add_hparams would start a new run)
-                # (the ignore: torch annotates SummaryWriter.file_writer as None, though __init__ opens it)
-                for summary in hparams(self._hparams, {"f1_weighted/test": 0.0, "loss/train": 0.0}):
-                    writer.file_writer.add_summary(summary)  # type: ignore[attr-defined]
+                start_session(self.tb_dir, self._hparams)
                 while True:
                     if self._generation >= self._requested:
                         self._flush_now.wait(self.flush_every)
@@ -175,11 +182,18 @@ class RunReporter:
                         self._generation += 1
                         self._flushed.notify_all()
                     if self._closing.is_set():
+                        self._end_session()
                         break
         except BaseException as error:
             with self._lock:
                 self._error = error
                 self._flushed.notify_all()
+
+    def _end_session(self) -> None:
+        if self._end_status is not None:
+            end_session(self.tb_dir, self._end_status)
+            if self._on_files is not None:
+                self._on_files()
 
     def _write(self, sink: WorkerRecords, writer: Any) -> None:
         with self._lock:

@@ -209,6 +209,7 @@ def _run_stage(registry: WorkerRecords, run: Run, place: Place, stop: StopReques
         run_dir.mkdir(parents=True, exist_ok=True)
         from ssnas.execution import run_stage
         from ssnas.recipe import recipe_from_dict
+        from ssnas.sinks import TrackingSinks
         from ssnas.stages.loop import stopped_before_start
         from ssnas.stages.runtime import configure_threads
         from ssnas.tracking import RunReporter
@@ -220,10 +221,13 @@ def _run_stage(registry: WorkerRecords, run: Run, place: Place, stop: StopReques
             raise stopped_before_start(run.stage)
         remove_temporaries(run_dir)
         resume = resume_point(registry, run_id, run_dir)
-        reporter = RunReporter(place.open_sink, run_id, run_dir, hparams=run.config or {}, on_files=place.on_files)
+        purge_step = 0 if resume is None else resume["position"]["step"] + 1  # TensorBoard drops what follows
+        sinks = TrackingSinks.open(recipe.run.sinks, run_id, run_dir, run.config or {})  # plugins' (run.sinks)
+        reporter = RunReporter(sinks.copying(place.open_sink), run_id, run_dir, hparams=run.config or {},
+                               on_files=place.on_files, name=run.name, purge_step=purge_step)
         stop.pass_to(reporter.request_stop)
         summary = run_stage(run.stage, recipe, run_dir, place.parent_dir, reporter, resume=resume)
-        reporter.close()
+        reporter.close("finished")
         reporter = None
         say(json.dumps(summary))
         registry.finish_run(run_id, "finished")
@@ -240,15 +244,15 @@ def _record_end(registry: WorkerRecords, run_id: str, reporter: RunReporter | No
     scheduler how the run ended (it records that in the worker's place)."""
     from ssnas.stages.training import StageStopped
 
-    if reporter is not None:
-        try:
-            reporter.close()
-        except Exception as close_error:  # noqa: BLE001
-            say(f"[error] tracking: {close_error}", sys.stderr)
     if isinstance(error, (StageStopped, KeyboardInterrupt)):
         status, text, code = "killed", str(error) or "interrupted", WorkerExit.KILLED
     else:
         status, text, code = "failed", failure_text(error), WorkerExit.FAILED
+    if reporter is not None:
+        try:
+            reporter.close(status)
+        except Exception as close_error:  # noqa: BLE001
+            say(f"[error] tracking: {close_error}", sys.stderr)
     try:
         registry.finish_run(run_id, status, error=text)
     except Exception as record_error:  # noqa: BLE001 - the exit code still says how it ended

@@ -10,7 +10,8 @@ import h5py
 import pytest
 
 from ssnas.baselines import load_baseline
-from ssnas.data.nodes import MMIMDB_PYRAMIDS, dataset_node_names, node_names
+from ssnas.data.dataset_nodes import dataset_node_names
+from ssnas.data.nodes import MMIMDB_PYRAMIDS, node_names
 from ssnas.errors import DatasetError, GenotypeError
 from ssnas.nas.binding import bind, bind_given, bind_reference, check_node_mapping
 from ssnas.nas.genotype import Genotype, diff, random_genotype

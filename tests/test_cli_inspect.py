@@ -21,6 +21,7 @@ from ssnas.nas.derive import ArchWeights
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.vocabulary import DEFAULT_PRIMITIVES
 from ssnas.registry import Registry, this_host
+from ssnas.runs.table import DEFAULT_COLUMNS
 
 INPUTS = ("image[0]", "image[1]", "image[2]", "image[3]", "text[0]", "text[1]")
 IDS = ("aaaa1111aaaa", "aaaa2222bbbb", "cccc3333cccc", "dddd4444dddd")
@@ -157,7 +158,7 @@ def invoke(runs_dir, *args):
 
 
 def ids_in(result):
-    return [row["id"] for row in json.loads(result.output)]
+    return [row["id"] for row in json.loads(result.stdout)]
 
 
 # -- runs
@@ -209,7 +210,7 @@ def test_runs_json_has_full_ids_and_fields(runs_dir):
 def test_runs_csv_columns(runs_dir):
     result = invoke(runs_dir, "runs", "--csv", "--tag", "paper")
     rows = list(csv.DictReader(result.output.splitlines()))
-    assert list(rows[0]) == list(inspect_commands.RUNS_CSV_COLUMNS)
+    assert list(rows[0]) == list(DEFAULT_COLUMNS)
     assert [(r["id"], r["tags"], r["status"], r["elapsed_s"]) for r in rows] == [(A, "paper", "finished", "83.0")]
 
 
@@ -249,7 +250,7 @@ def test_runs_of_an_empty_registry_and_no_match(tmp_path, runs_dir):
     result = invoke(runs_dir, "runs", "--where", "seed = 99")
     assert result.exit_code == 0 and result.output == "no runs match\n"
     assert invoke(runs_dir, "runs", "--csv", "--where", "seed = 99").output.splitlines() == \
-        [",".join(inspect_commands.RUNS_CSV_COLUMNS)]
+        [",".join(DEFAULT_COLUMNS)]
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -149,3 +149,44 @@ def test_resume_of_a_queued_run_leaves_it_to_the_folders_scheduler(tmp_path):
     assert done.exit_code == 0 and f"{child[:8]} is queued: the folder's scheduler starts it" in done.output
     assert registry.get_run(child).status == "queued"
     registry.finish_run(parent, "killed")
+
+
+def finished_search(folder):
+    """A registry holding one finished tiny search (1 epoch) with the whole resolved recipe a submission stores."""
+    from ssnas.recipe import load_recipe
+    from tests.e2e import tiny_recipe
+
+    recipe = load_recipe(tiny_recipe(folder, epochs=1))
+    registry = Registry(folder / "registry.db")
+    run_id = registry.create_run(name="tiny", stage="search", config=recipe.to_dict(), recipe_path=str(recipe.path),
+                                 seed=0)
+    registry.finish_run(run_id, "finished")
+    return registry, run_id
+
+
+def test_rerun_with_set_queues_the_run_with_its_config_changed(tmp_path):
+    registry, original = finished_search(tmp_path)
+    done = invoke(tmp_path, "rerun", original[:6], "--set", "search.epochs=3", "--set", "run.seed=7", "--detach")
+    assert done.exit_code == 0, done.output
+    assert "1 run(s) queued again with search.epochs=3, run.seed=7" in done.output
+    [new] = [run for run in registry.runs(config=True) if run.id != original]
+    assert new.config["search"]["epochs"] == 3 and new.config["run"]["seed"] == 7 and new.seed == 7
+    assert new.name == "tiny" and new.stage == "search" and f"rerun-of:{original[:8]}" in new.tags
+    assert registry.get_run(original).config["search"]["epochs"] == 1  # the stored run is as it was
+
+
+def test_rerun_with_set_refuses_a_bad_override_before_queueing_anything(tmp_path):
+    registry, original = finished_search(tmp_path)
+    refusals = {
+        "search.epocs=3": "--set search.epocs=3: unknown key search.epocs (did you mean search.epochs?)",
+        "search.epochs=many": "--set search.epochs=many: ",
+        "sweep.seed=[1, 2]": "--set sweep.seed=...: a rerun runs each run once, at its own stage",
+        "run.stage=pretrain": "--set run.stage=...: a rerun runs each run once, at its own stage",
+        # legal in a recipe, refused by preflight: a search needs 4 training rows
+        "data.synthetic.train=2": "data.synthetic.train: 2 rows, but this run's stages need at least 4",
+    }
+    for override, message in refusals.items():
+        done = invoke(tmp_path, "rerun", original, "--set", override, "--detach")
+        assert done.exit_code == 2, (override, done.output)
+        assert done.output.startswith("Error: ") and message in done.output and len(done.output.splitlines()) == 1
+    assert [run.id for run in registry.runs()] == [original]

@@ -26,7 +26,8 @@ def test_a_search_run_fills_registry_and_tensorboard_alike(tmp_path, runs):
     assert full["config"]["search"]["epochs"] == 2 and full["versions"]["torch"] and full["pid"]
     losses = registry.metrics(run["id"], key="loss", split="train")
     assert len(losses) == 2 * 3  # 2 epochs of 3 steps (96 training rows per half, batch 32)
-    events = EventAccumulator(str(runs / run["id"] / "tb"), size_guidance={"scalars": 0})
+    tb = runs / run["id"] / "tb" / f"tiny-{run['id'][:8]}"  # TensorBoard names the run by its folder
+    events = EventAccumulator(str(tb), size_guidance={"scalars": 0})
     events.Reload()
     tb_losses = [(e.step, e.value) for e in events.Scalars("loss/train")]
     assert tb_losses == [(row["step"], pytest.approx(row["value"], rel=1e-6)) for row in losses]
@@ -35,10 +36,10 @@ def test_a_search_run_fills_registry_and_tensorboard_alike(tmp_path, runs):
                and r["choice"] == "sum"]
     assert [pytest.approx(r["weight"], rel=1e-6) for r in db_arch] == [e.value for e in tb_arch]
     assert len(registry.genotypes(run["id"])) == 2  # one per epoch
-    # hyperparameters once, in the run's own event file (not a sub-run as add_hparams would make)
-    assert set(events.PluginTagToContent("hparams")) == {
-        "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"}
-    assert [p.name for p in (runs / run["id"] / "tb").iterdir() if p.is_dir()] == []
+    # hyperparameters once, in the run's own folder (not a sub-run as add_hparams would make)
+    assert set(events.PluginTagToContent("hparams")) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    assert [p.name for p in (runs / run["id"] / "tb").iterdir()] == [tb.name]
+    assert [p.name for p in tb.iterdir() if p.is_dir()] == []
     assert (runs / run["id"] / "genotype.json").exists() and (runs / run["id"] / "checkpoint.pt").exists()
     assert "checkpoint after epoch 1" in (runs / run["id"] / "log.txt").read_text()
 

@@ -172,7 +172,8 @@ def test_a_sweep_on_ray_lands_on_the_head_and_matches_local_runs(cluster, tmp_pa
         folder = runs / row["id"]
         for name in ["checkpoint.pt", "log.txt", *STAGE_FILES[stage]]:
             assert (folder / name).is_file(), f"{stage} seed {seed}: {name} is not on the head"
-        events = EventAccumulator(str(folder / "tb"), size_guidance={"scalars": 0})
+        [tb] = (folder / "tb").iterdir()  # tb/NAME-SHORTID
+        events = EventAccumulator(str(tb), size_guidance={"scalars": 0})
         events.Reload()
         losses = registry.metrics(row["id"], key="loss", split="train")
         assert losses and [(e.step, e.value) for e in events.Scalars("loss/train")] == [

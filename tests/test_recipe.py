@@ -206,7 +206,7 @@ def test_empty_recipe_is_every_default(in_tmp):
     assert d["run"] == {"name": "empty", "stage": "pipeline", "seed": 0, "device": "auto", "bf16": False,
                         "eager": False, "compile": False, "tags": [],
                         "executor": "local", "genotype": None, "genotype_nodes": None, "checkpoint": None,
-                        "stages": ["search", "pretrain", "finetune"]}
+                        "stages": ["search", "pretrain", "finetune"], "sinks": []}
     assert d["data"]["dataset"] == "synthetic" and d["data"]["path"] is None
     assert d["data"]["synthetic"]["text_dims"] == [64, 128]
     assert d["space"]["primitives"] == ["zero", "sum", "attention", "linear_glu", "concat_fc"]
@@ -513,8 +513,8 @@ BAD = [
      "bad.toml: run.device: 'gpu' is not auto, cpu, cuda or cuda:N"),
     ("device index", {"bad.toml": '[run]\ndevice = "cuda:x"\n'}, [],
      "bad.toml: run.device: 'cuda:x' is not auto, cpu, cuda or cuda:N"),
-    ("executor", {"bad.toml": '[run]\nexecutor = "slurm"\n'}, [],
-     "bad.toml: run.executor: 'slurm' is not one of local, ray"),
+    ("executor", {"bad.toml": '[run]\nexecutor = "mpi"\n'}, [],
+     "bad.toml: run.executor: 'mpi' is not one of local, ray, slurm"),
     ("negative seed", {"bad.toml": "[run]\nseed = -1\n"}, [],
      "bad.toml: run.seed: -1 is out of range (>= 0)"),
     ("empty name", {"bad.toml": '[run]\nname = " "\n'}, [],

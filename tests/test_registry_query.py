@@ -73,6 +73,21 @@ def names(rows):
     ("stage = 'finetune' OR stage = 'pretrain' AND status = 'failed'", "beta gamma delta"),
     ("stage = 'search' and not (status = 'finished')", "eps"),
     ("name = 'x''; DROP TABLE runs; --'", ""),
+    # patterns: LIKE ignores ASCII case, GLOB does not; a missing value satisfies only the negated form
+    ("name LIKE 'A%'", "alpha"),
+    ("name LIKE '_e%'", "beta delta"),
+    ("name NOT LIKE '%a'", "eps"),
+    ("name GLOB '*[lm]*'", "alpha gamma delta"),
+    ("name GLOB 'A*'", ""),
+    ("name not glob '?????'", "beta eps"),
+    ("search.epochs LIKE '1%'", "beta eps"),
+    ("search.epochs NOT LIKE '1%'", "alpha gamma delta"),  # no epochs: satisfies NOT LIKE
+    ("metric.test.f1_weighted LIKE '0.6%'", "gamma"),
+    ("tag LIKE 'ab%'", "beta"),
+    ("tag GLOB '*s*'", "alpha beta delta"),
+    ("tag NOT LIKE 'b%'", "gamma delta eps"),
+    ("tag LIKE 'it''s'", "delta"),
+    ("NOT name LIKE 'e%' AND stage GLOB 's*'", "alpha"),
     ("   ", "alpha beta gamma delta eps"),
 ])
 def test_where_selects_the_right_runs(registry, where, expected):
@@ -94,8 +109,13 @@ UNKNOWN = "(run columns: id, name, stage, status, parent_id, group_id, recipe_pa
     ("(seed = 1", "--where: unexpected end of expression"),
     ("seed = 1)", "--where: unexpected ')' at column 9"),
     ("= 1", "--where: unexpected '=' at column 1"),
-    ("tag < 'x'", "--where: 'tag' takes =, !=, IN or NOT IN (column 5)"),
-    ("tag IS NULL", "--where: 'tag' takes =, !=, IN or NOT IN (column 1)"),
+    ("tag < 'x'", "--where: 'tag' takes =, !=, IN, NOT IN, LIKE or GLOB (column 5)"),
+    ("tag IS NULL", "--where: 'tag' takes =, !=, IN, NOT IN, LIKE or GLOB (column 1)"),
+    ("name LIKE 5", "--where: LIKE takes a quoted pattern (column 11)"),
+    ("name NOT GLOB", "--where: GLOB takes a quoted pattern (column 14)"),
+    ("name LIKE", "--where: LIKE takes a quoted pattern (column 10)"),
+    ("best_f = 1", "--where: unknown field 'best_f', did you mean 'best_f1'? " + UNKNOWN),
+    ("stauts = 'failed'", "--where: unknown field 'stauts', did you mean 'status'? " + UNKNOWN),
     ("foo = 1", "--where: unknown field 'foo' " + UNKNOWN),
     ("config = 1", "--where: unknown field 'config' " + UNKNOWN),
     ("metric.a.b.c = 1", "--where: unknown field 'metric.a.b.c' " + UNKNOWN),
@@ -114,6 +134,28 @@ def test_unknown_field_message_lists_what_can_be_named(registry):
         "summaries: latest_loss, best_f1, test_f1, children; tag; config paths like search.epochs; "
         "metrics like metric.test.f1_weighted)")
     assert "revision" in str(caught.value) and " config," not in str(caught.value)
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    (r"'50\%%'", ["50% off"]),  # a literal % then anything
+    (r"'50%'", ["50% off", "500"]),
+    (r"'a\_b'", ["a_b"]),  # a literal _
+    (r"'a_b'", ["a_b", "axb"]),
+    (r"'back\\slash'", ["back\\slash"]),  # a literal backslash
+    ("'it''s%'", ["it's"]),
+])
+def test_like_escapes_wildcards_with_a_backslash(tmp_path, pattern, expected):
+    with Registry(tmp_path / "registry.db") as registry:
+        for name in ("50% off", "500", "a_b", "axb", "back\\slash", "it's"):
+            registry.create_run(name=name, stage="search", config={})
+        assert names(registry.runs(where=f"name LIKE {pattern}", sort="created_at")) == expected
+
+
+def test_patterns_travel_as_parameters(registry):
+    sql, params = compile_where("name NOT LIKE '%; DROP TABLE runs' OR tag GLOB 'x*'", ["id", "name", "tags"])
+    assert "DROP" not in sql and "x*" not in sql
+    assert params == ["%; DROP TABLE runs", "x*"]
+    assert "ESCAPE '\\'" in sql
 
 
 def test_values_travel_as_parameters_never_as_sql(registry):

@@ -366,10 +366,15 @@ class SsnasApp(App):
         self.push_screen(CompareScreen(ids))
 
     def action_report(self) -> None:
+        from ssnas.tune.summary import study_of_tag
         from tui.screens.report import ReportScreen
 
         run = self._target()
         if run is None:
+            return
+        study = next((tag for tag in run.tags if study_of_tag(tag)), None)
+        if study is not None:  # a trial's group is one trial: the study's report shows them all
+            self.push_screen(ReportScreen(self.reader, study, label=study.replace(":", " ", 1)))
             return
         if not run.group_id:
             self.notify(f"{run.short_id} belongs to no group", severity="warning")

@@ -1,17 +1,21 @@
-"""Runs on an existing Ray cluster, with one registry on the head (`--executor ray`).
+"""Runs on a cluster, with one registry on the machine that holds the runs folder: on an existing Ray
+cluster (`--executor ray`) or as SLURM jobs (`--executor slurm`).
 
 How the pieces fit:
 - `RayExecutor` (executor.py) is the scheduler's `Executor` for Ray (ssnas.scheduling): each run is a Ray task that asks
-  for one GPU (or `cpus` CPUs) and any custom resources, on whichever node Ray picks.
-- The task (node.py) fetches the run's inputs from the head into a scratch folder on its node and
-  starts the same worker as a local run, `python -m ssnas.worker RUN_ID --head-fd FD`, linked to it by
+  for one GPU (or `cpus` CPUs) and any custom resources, on whichever node Ray picks. `SlurmExecutor`
+  (slurm_executor.py) is the one for SLURM: each run is a job submitted through submitit, with the settings of
+  slurm.py.
+- The task or job (node.py; slurm_job.py for a job) fetches the run's inputs from the head into a scratch folder on
+  its node and starts the same worker as a local run, `python -m ssnas.worker RUN_ID --head-fd FD`, linked to it by
   a socket (link.py). It answers the worker's registry calls on the head, ships the run's files there
   (files.py) and turns a stop asked on the head into SIGTERM.
-- `RegistryHead` (head.py) is a detached, named Ray actor pinned to the machine that holds the runs
-  folder: the only writer of the registry for runs on Ray nodes and the keeper of their files.
+- `RegistryHead` (head.py), on the machine that holds the runs folder, is the only writer of the registry for
+  runs on cluster nodes and the keeper of their files: a detached, named Ray actor for Ray tasks; served over
+  TCP by the runs folder's scheduler for SLURM jobs (tcp.py), which find it through the job folder they share.
 
-Nothing here imports Ray at module level: `ssnas --help` and `ssnas runs` stay fast, and Ray is an
-optional extra (`pip install -e '.[ray]'`).
+Nothing here imports Ray or submitit at module level: `ssnas --help` and `ssnas runs` stay fast, and both are
+optional extras (`pip install -e '.[ray]'`, `'.[slurm]'`).
 """
 
 from __future__ import annotations

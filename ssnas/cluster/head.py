@@ -1,18 +1,18 @@
-"""The head of a runs folder on a Ray cluster: one actor, on the machine that holds the registry, that
-makes every registry write of the runs on Ray nodes and keeps their files.
+"""The head of a runs folder: on the machine that holds the registry, it makes every registry write of
+the runs on cluster nodes and keeps their files.
 
 Workers on other nodes never open SQLite (SQLite over a network file system loses writes): their
-rows, heartbeats and files reach it through their run's Ray task. The actor is named after the runs
-folder (and host) and detached, so that the folder's scheduler (whichever process it is), `ssnas kill`
-from another shell and a later `ssnas resume` all find the same one; it is pinned to the node it was
-first asked for from, the machine of the runs folder.
+rows, heartbeats and files reach it through the Ray task or SLURM job that started them. On Ray the
+head is an actor, named after the runs folder (and host) and detached, so that the folder's scheduler
+(whichever process it is), `ssnas kill` from another shell and a later `ssnas resume` all find the
+same one; it is pinned to the node it was first asked for from, the machine of the runs folder. For
+SLURM jobs the same `RegistryHead` lives in the folder's scheduler, behind a TCP server (tcp.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import socket
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,14 @@ NAMESPACE = "ssnas"
 
 
 class RegistryHead:
-    """The registry writes and run files of the Ray runs of one runs folder (a Ray actor's class)."""
+    """The registry writes and run files of the cluster runs of one runs folder (a Ray actor's class, or served
+    over TCP by the scheduler for SLURM jobs)."""
 
     def __init__(self, runs_dir: str) -> None:
         self.runs_dir = Path(runs_dir)
         self._registry: Registry | None = None
         self._identity: tuple[int, int] | None = None
-        self._stops: Counter[str] = Counter()  # stop requests per run, counted: a task watches for a new one
+        self._stops: set[str] = set()  # runs asked to stop whose task or job has not taken the request yet
 
     def record(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """One registry call of a worker (ssnas.records.WorkerRecords), e.g. record("finish_run", RUN, "finished")."""
@@ -46,12 +47,16 @@ class RegistryHead:
         files.store(self._run_dir(run_id), name, data, offset)
 
     def request_stop(self, run_id: str) -> None:
-        """Ask a run's worker to stop (`ssnas kill`): its task passes it on as SIGTERM."""
-        self._stops[run_id] += 1
+        """Ask a run's worker to stop (`ssnas kill`): its task or job passes it on as SIGTERM."""
+        self._stops.add(run_id)
 
-    def stop_requests(self, run_id: str) -> int:
-        """How many stops were asked for a run so far (a task compares with the count it started at)."""
-        return self._stops[run_id]
+    def take_stop(self, run_id: str) -> bool:
+        """Whether a stop was asked for the run since this was last asked (the request is taken: a task
+        takes a stale one before it looks at its run, so that it never stops a later attempt)."""
+        if run_id in self._stops:
+            self._stops.discard(run_id)
+            return True
+        return False
 
     def runs_folder(self) -> str:
         return str(self.runs_dir)

@@ -1,4 +1,5 @@
-"""What every command shares: the run service of the runs folder, one-line errors, output formats."""
+"""What every command shares: the run service of the runs folder, one-line errors, output formats, and the
+RUN argument type, which completes run ids in the shell."""
 
 from __future__ import annotations
 
@@ -51,6 +52,36 @@ def os_error_text(error: OSError) -> str:
 
 
 pass_service = click.make_pass_decorator(RunService)
+
+
+class RunArgument(click.ParamType):
+    """A run id or unique prefix, as typed (the registry resolves it). In the shell it completes to the ids of
+    the runs folder `--runs` names: those starting with what was typed, else those of runs whose name does."""
+
+    name = "run"
+
+    def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        service = RunService(ctx.find_root().params.get("runs_dir"))
+        try:
+            return [CompletionItem(run.id, help=run.name) for run in service.completions(incomplete)]
+        finally:
+            service.close()
+
+
+RUN = RunArgument()
+
+OUTPUT_FORMATS = ("table", "csv", "json", "parquet")
+
+
+def output_format(chosen: str | None, as_json: bool, as_csv: bool) -> str:
+    """The one format asked for: `--format`, or its shortcuts `--json` and `--csv`; table by default."""
+    asked = [name for name, flag in (("json", as_json), ("csv", as_csv)) if flag] + ([chosen] if chosen else [])
+    asked = list(dict.fromkeys(asked))  # `--json --format json` asks for one
+    if len(asked) > 1:
+        raise click.UsageError(f"choose one output format (asked for {' and '.join(asked)})")
+    return asked[0] if asked else "table"
 
 
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:

@@ -6,18 +6,30 @@ import torch: run folders are listed, not loaded. Reference and examples: docs/c
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import textwrap
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from ssnas.commands.common import UserError, emit, output_options, pass_service, reports_errors, table
+from ssnas.commands.common import (
+    OUTPUT_FORMATS,
+    RUN,
+    UserError,
+    emit,
+    output_format,
+    output_options,
+    pass_service,
+    reports_errors,
+    table,
+)
 from ssnas.run_record import STAGES, STATUSES, Run
+from ssnas.runs import table as run_table
 from ssnas.runs.format import (
     config_lines,
     duration,
@@ -73,9 +85,6 @@ def require_genotype(service: RunService, run: Run) -> tuple[Genotype, str]:
 
 RUNS_COLUMNS = ("id", "name", "stage", "objective", "dataset", "r", "seed", "status", "progress", "elapsed", "loss",
                 "dev F1", "test F1", "created")
-RUNS_CSV_COLUMNS = ("id", "name", "stage", "objective", "dataset", "label_ratio", "seed", "status", "progress",
-                    "elapsed_s", "latest_loss", "best_f1", "test_f1", "created_at", "started_at", "ended_at",
-                    "group_id", "parent_id", "device", "host", "tags", "error")
 
 
 def runs_table_row(run: Run, now: float, gone: bool = False) -> dict[str, str]:
@@ -101,34 +110,87 @@ def runs_table_row(run: Run, now: float, gone: bool = False) -> dict[str, str]:
 @click.option("--sort", default="-created_at", show_default=True, metavar="FIELD[,FIELD]",
               help="Fields to sort by, '-' for descending, e.g. -best_f1 or label_ratio,seed.")
 @click.option("--limit", type=click.IntRange(min=0), default=50, show_default=True, help="At most N runs (0: all).")
+@click.option("--columns", metavar="FIELD[,FIELD]",
+              help="The fields to print, named as in --where: e.g. id,search.arch_lr,metric.dev.f1_weighted.")
+@click.option("--format", "chosen_format", type=click.Choice(OUTPUT_FORMATS),
+              help="table (default), csv, json or parquet (pip install 'ssnas[parquet]').")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write to FILE instead of the terminal (--format parquet needs it unless piped).")
 @output_options
 @pass_service
 @reports_errors
 def runs_command(service: RunService, statuses: tuple[str, ...], stage: str | None, dataset: str | None,
-                 tag: str | None, group: str | None, where: str | None, sort: str, limit: int, as_json: bool,
-                 as_csv: bool) -> None:
-    """List runs, newest first: status, progress, elapsed time, loss and F1."""
+                 tag: str | None, group: str | None, where: str | None, sort: str, limit: int, columns: str | None,
+                 chosen_format: str | None, output: str | None, as_json: bool, as_csv: bool) -> None:
+    """List runs, newest first: status, progress, elapsed time, loss and F1; or the fields you choose, as a
+    table, CSV, JSON or Parquet."""
+    fmt = output_format(chosen_format, as_json, as_csv)
+    if fmt == "parquet" and output is None and sys.stdout.isatty():
+        raise click.UsageError("--format parquet writes binary: give --output FILE, or pipe it")
+    chosen = run_table.resolve_columns(columns) if columns is not None else None
     if not service.has_registry():
-        return _no_runs(f"no runs yet ({service.registry_path} does not exist)", as_json, as_csv)
+        return _write_runs(fmt, chosen, output, [], None, f"no runs yet ({service.registry_path} does not exist)")
     registry = open_registry(service)
+    config = (fmt == "json" and chosen is None) or (chosen is not None and run_table.reads_config(chosen))
     rows = registry.runs(status=statuses or None, stage=stage, dataset=dataset, tag=tag, group=group, where=where,
-                         sort=sort, limit=limit + 1 if limit else None)
+                         sort=sort, limit=limit + 1 if limit else None, config=config)
     more = bool(limit) and len(rows) > limit
     rows = rows[:limit] if limit else rows
     if tag or (where and where.strip()):
         _name_corrupt(registry, {row.id for row in rows})
-    now = time.time()
-    if not rows:
-        filtered = statuses or stage or dataset or tag or group or (where and where.strip())
-        return _no_runs("no runs match" if filtered else f"no runs yet in {service.registry_path}", as_json, as_csv)
-    if as_json or as_csv:
-        records = [{**row.to_dict(), "elapsed_s": elapsed_seconds(row, now)} for row in rows]
-        if as_csv:
-            records = [{**record, "tags": ",".join(record["tags"]), "versions": None} for record in records]
-        return emit(records, RUNS_CSV_COLUMNS, as_json=as_json, as_csv=as_csv)
-    emit([runs_table_row(row, now, registry.worker_gone(row)) for row in rows], RUNS_COLUMNS)
+    filtered = statuses or stage or dataset or tag or group or (where and where.strip())
+    empty = "no runs match" if filtered else f"no runs yet in {service.registry_path}"
+    _write_runs(fmt, chosen, output, rows, registry, empty)
     if more:
-        click.echo(f"(the first {limit} shown; --limit 0 lists all)")
+        click.echo(f"(the first {limit} shown; --limit 0 lists all)", err=fmt != "table")
+
+
+def _write_runs(fmt: str, chosen: list[run_table.Column] | None, output: str | None, runs: Sequence[Run],
+                registry: Registry | None, empty: str) -> None:
+    """The listing in its format, to --output or standard output; with no runs, the table format says why
+    and the others are well formed and empty (`[]`, the CSV header, a Parquet file without rows)."""
+    now = time.time()
+    if fmt == "table" and not runs:
+        return _deliver(empty + "\n", output)
+    if fmt == "table" and chosen is None:
+        assert registry is not None  # there are runs
+        listing = [runs_table_row(run, now, registry.worker_gone(run)) for run in runs]
+        return _deliver(table(listing, RUNS_COLUMNS) + "\n", output)
+    if fmt == "json" and chosen is None:
+        return _deliver(_json_text([{**run.to_dict(), "elapsed_s": elapsed_seconds(run, now)} for run in runs]),
+                        output)
+    columns = chosen if chosen is not None else run_table.default_columns()
+    rows: list[dict[str, Any]] = []
+    if runs:
+        assert registry is not None
+        rows = run_table.column_rows(registry, runs, columns, now)
+        for warning in run_table.unfilled(registry, runs, rows, columns):
+            click.echo(printable(warning), err=True)
+    if fmt == "table":
+        return _deliver(table(run_table.people_rows(rows, columns), [c.name for c in columns]) + "\n", output)
+    if fmt == "json":
+        return _deliver(_json_text(rows), output)
+    if fmt == "csv":
+        return _deliver(run_table.csv_text(rows, columns), output)
+    _deliver(run_table.parquet_bytes(rows, columns), output)
+
+
+def _json_text(records: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(records), indent=2, default=str) + "\n"
+
+
+def _deliver(content: str | bytes, output: str | None) -> None:
+    """To the --output file, or standard output (bytes as they are)."""
+    if output is not None:
+        if isinstance(content, bytes):
+            Path(output).write_bytes(content)
+        else:
+            Path(output).write_text(content)
+    elif isinstance(content, bytes):
+        sys.stdout.buffer.write(content)
+        sys.stdout.buffer.flush()
+    else:
+        click.echo(content, nl=False)
 
 
 def _name_corrupt(registry: Registry, shown: set[str]) -> None:
@@ -136,13 +198,6 @@ def _name_corrupt(registry: Registry, shown: set[str]) -> None:
     for run_id, problem in registry.corrupt_runs().items():
         if run_id not in shown:
             click.echo(printable(f"warning: run {run_id[:8]}: {problem}; left out"), err=True)
-
-
-def _no_runs(message: str, as_json: bool, as_csv: bool) -> None:
-    """Pipes still get well-formed output: an empty JSON list, or the CSV header alone."""
-    if as_json or as_csv:
-        return emit([], RUNS_CSV_COLUMNS, as_json=as_json, as_csv=as_csv)
-    click.echo(message)
 
 
 # -- show ------------------------------------------------------------------------------------------
@@ -182,7 +237,7 @@ def event_lines(registry: Registry, run_id: str) -> list[str]:
 
 
 @click.command("show")
-@click.argument("run")
+@click.argument("run", type=RUN)
 @pass_service
 @reports_errors
 def show_command(service: RunService, run: str) -> None:
@@ -251,7 +306,7 @@ def plot_series(rows: Sequence[dict], title: str, color: bool, size: tuple[int, 
 
 
 @click.command("metrics")
-@click.argument("run")
+@click.argument("run", type=RUN)
 @click.option("--key", help="One metric's series (loss, epoch_loss, lr, f1_weighted, ...); without: a summary.")
 @click.option("--split", help="Only this split (train, arch, dev, test).")
 @click.option("--plot", is_flag=True, help="Draw the --key series in the terminal, one line per split.")
@@ -428,7 +483,7 @@ def evolution_lines(per_epoch: dict[int, list[dict]]) -> list[str]:
 
 
 @click.command("arch")
-@click.argument("run")
+@click.argument("run", type=RUN)
 @click.option("--epoch", type=int, help="The epoch to show (default: the last logged).")
 @pass_service
 @reports_errors
@@ -464,8 +519,8 @@ def arch_command(service: RunService, run: str, epoch: int | None) -> None:
 
 
 @click.command("diff")
-@click.argument("run")
-@click.argument("other", required=False)
+@click.argument("run", type=RUN)
+@click.argument("other", required=False, type=RUN)
 @click.option("--baseline", help="A bundled genotype to compare with (ssnas baselines). "
                                  "Default when OTHER is absent: bmnas-mmimdb.")
 @pass_service
@@ -510,16 +565,19 @@ def diff_command(service: RunService, run: str, other: str | None, baseline: str
 
 
 @click.command("compare")
-@click.argument("runs", nargs=-1, required=True)
+@click.argument("runs", nargs=-1, required=True, type=RUN)
+@click.option("--json", "as_json", is_flag=True, help="JSON for programs: raw values, full ids.")
 @pass_service
 @reports_errors
-def compare_command(service: RunService, runs: tuple[str, ...]) -> None:
+def compare_command(service: RunService, runs: tuple[str, ...], as_json: bool) -> None:
     """Runs side by side: differing config values, final metrics, status, duration, genotype similarity."""
     from ssnas.runs.compare import CONFIG_COLUMN
 
     if len(runs) < 2:
         raise click.UsageError("compare needs at least two runs")
     comparison = service.compare(runs)
+    if as_json:
+        return click.echo(json.dumps(comparison.to_dict(), indent=2))
     click.echo(table(comparison.summary, ["", *comparison.labels]))
     click.echo("")
     if comparison.config:
@@ -531,13 +589,33 @@ def compare_command(service: RunService, runs: tuple[str, ...]) -> None:
 # -- export ----------------------------------------------------------------------------------------
 
 @click.command("export")
-@click.argument("run")
+@click.argument("runs", nargs=-1, type=RUN, metavar="[RUN]...")
 @click.option("--to", "target", type=click.Path(file_okay=False),
-              help="The folder to write into (default: ./export/RUN_ID); it must be empty or new.")
+              help="The folder to write one run into (default: ./export/RUN_ID); it must be empty or new.")
 @click.option("--force", is_flag=True, help="Replace an earlier export in that folder (nothing else is removed).")
+@click.option("--mlflow", "mlflow_target", metavar="DIR",
+              help="Write the runs into the MLflow store DIR (made if new; or a tracking URI): params, metrics, "
+                   "tags, artifacts. Needs pip install 'ssnas[mlflow]'.")
+@click.option("--where", metavar="EXPR", help="With --mlflow and no RUN: the runs this filter selects.")
+@click.option("--group", help="With --mlflow and no RUN: the runs of this group.")
+@click.option("--experiment", help="With --mlflow: the MLflow experiment to write into (default: ssnas).")
 @pass_service
 @reports_errors
-def export_command(service: RunService, run: str, target: str | None, force: bool) -> None:
-    """Write a run's genotype, metrics and resolved recipe to a folder, for papers and other tools."""
-    for line in service.export(run, Path(target) if target else None, force=force):
+def export_command(service: RunService, runs: tuple[str, ...], target: str | None, force: bool,
+                   mlflow_target: str | None, where: str | None, group: str | None, experiment: str | None) -> None:
+    """Write a run's genotype, metrics and resolved recipe to a folder, for papers and other tools; or runs
+    into an MLflow store (--mlflow), every run without RUN, --where or --group."""
+    if mlflow_target is None:
+        if where or group or experiment:
+            raise click.UsageError("--where, --group and --experiment choose what --mlflow writes")
+        if len(runs) != 1:
+            raise click.UsageError("a folder export takes one RUN (--mlflow takes several)")
+        lines = service.export(runs[0], Path(target) if target else None, force=force)
+    else:
+        if target or force:
+            raise click.UsageError("--to and --force are for a folder export, not --mlflow")
+        if runs and (where or group):
+            raise click.UsageError("name runs or select them with --where/--group, not both")
+        lines = service.export_mlflow(mlflow_target, runs, where=where, group=group, experiment=experiment)
+    for line in lines:
         click.echo(printable(line))

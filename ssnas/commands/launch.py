@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ssnas.commands.common import emit, pass_service, reports_errors
+from ssnas.commands.common import RUN, emit, pass_service, reports_errors
 from ssnas.runs.service import RunService
 
 if TYPE_CHECKING:
     from ssnas.cluster import RayOptions
+    from ssnas.cluster.slurm import SlurmOptions
     from ssnas.runs.launching import Launched, LaunchOptions
 
 CANCEL_WAIT_S = 60.0  # how long an interrupted `ssnas run` waits for its workers to checkpoint and stop
@@ -58,6 +59,27 @@ def ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _slurm_settings(ctx: click.Context, param: click.Parameter, pairs: tuple[str, ...]) -> SlurmOptions | None:
+    """--slurm pairs, checked as they are parsed; None when none is given (a resume keeps the run's own)."""
+    from ssnas.cluster.slurm import parse_settings
+    from ssnas.errors import ClusterError
+
+    try:
+        return parse_settings(pairs) if pairs else None
+    except ClusterError as error:
+        raise click.BadParameter(str(error).split(": ", 1)[-1]) from None
+
+
+def slurm_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--slurm KEY=VALUE, handed to the command as one `slurm` (a SlurmOptions, or None)."""
+    return click.option(
+        "--slurm", "slurm", multiple=True, metavar="KEY=VALUE", callback=_slurm_settings,
+        help="SLURM runs: a job setting (repeatable): partition, time (minutes or [D-]HH:MM:SS; default 24:00:00), "
+             "gpus (default 1 for run.device cuda), cpus (default 1), mem (e.g. 16G), account, folder (shared with "
+             "the nodes; default ~/.ssnas/slurm), cluster=local (jobs on this machine), or any sbatch option "
+             "(qos=high). resume and rerun keep the run's settings unless given.")(command)
+
+
 def launch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--detach, --on-interrupt, --gpus and --max-parallel: how the queued runs are followed and run."""
     options = [
@@ -76,12 +98,13 @@ def launch_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _options(gpus: str | None, max_parallel: int | None, ray: RayOptions | None) -> LaunchOptions:
+def _options(gpus: str | None, max_parallel: int | None, ray: RayOptions | None,
+             slurm: SlurmOptions | None) -> LaunchOptions:
     from ssnas.runs.launching import LaunchOptions
     from ssnas.scheduling.state import check_max_parallel, parse_gpus
 
     check_max_parallel(max_parallel)  # before anything is queued
-    return LaunchOptions(max_parallel, parse_gpus(gpus), ray)
+    return LaunchOptions(max_parallel, parse_gpus(gpus), ray, slurm)
 
 
 def follow_hint(runs_dir: Path) -> str:
@@ -175,24 +198,26 @@ def _interrupted(service: RunService, run_ids: list[str], view: Any, signum: int
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE", help="Override a recipe value.")
 @launch_options
 @click.option("--eager", is_flag=True, help="The plain compute path (run.eager): for comparison and debugging.")
-@click.option("--executor", type=click.Choice(["local", "ray"]),
-              help="Where the workers run (run.executor): this machine, or a Ray cluster (default: the recipe's).")
+@click.option("--executor", type=click.Choice(["local", "ray", "slurm"]),
+              help="Where the workers run (run.executor): this machine, a Ray cluster, or SLURM jobs (default: the "
+                   "recipe's).")
 @click.option("--share/--no-share", default=True, show_default=True,
               help="Run a label-free stage (an SSL search, a pretraining) once for every sweep chain that needs it.")
 @click.option("--reuse", is_flag=True,
               help="Link label-free stages to earlier finished runs of this runs folder with the same stage key.")
 @ray_options
+@slurm_options
 @pass_service
 @reports_errors
 def run(service: RunService, recipe: str, overrides: tuple[str, ...], detach: bool, on_interrupt: str,
         gpus: str | None, max_parallel: int | None, eager: bool, executor: str | None, share: bool, reuse: bool,
-        ray: RayOptions | None) -> None:
+        ray: RayOptions | None, slurm: SlurmOptions | None) -> None:
     """Validate a recipe, queue its runs for the runs folder's scheduler, and follow them."""
     if eager:
         overrides = (*overrides, "run.eager=true")
     if executor:
         overrides = (*overrides, f"run.executor={executor}")
-    launched = service.submit(recipe, overrides, _options(gpus, max_parallel, ray), share=share, reuse=reuse)
+    launched = service.submit(recipe, overrides, _options(gpus, max_parallel, ray, slurm), share=share, reuse=reuse)
     _start(service, launched, detach, on_interrupt)
 
 
@@ -217,27 +242,34 @@ def recipe_show(path: str, overrides: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", type=RUN)
 @launch_options
 @ray_options
+@slurm_options
 @pass_service
 @reports_errors
 def resume(service: RunService, run_id: str, detach: bool, on_interrupt: str, gpus: str | None,
-           max_parallel: int | None, ray: RayOptions | None) -> None:
+           max_parallel: int | None, ray: RayOptions | None, slurm: SlurmOptions | None) -> None:
     """Continue a killed, failed or lost run from its last checkpoint, under the same id (and its queued children)."""
-    _start(service, service.resume(run_id, _options(gpus, max_parallel, ray)), detach, on_interrupt)
+    _start(service, service.resume(run_id, _options(gpus, max_parallel, ray, slurm)), detach, on_interrupt)
 
 
 @click.command()
-@click.argument("runs", nargs=-1)
+@click.argument("runs", nargs=-1, type=RUN)
 @click.option("--failed", is_flag=True, help="Every failed, killed or lost run.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a value of each run's stored recipe, as ssnas run --set does (repeatable).")
 @launch_options
 @ray_options
+@slurm_options
 @pass_service
 @reports_errors
-def rerun(service: RunService, runs: Sequence[str], failed: bool, detach: bool, on_interrupt: str, gpus: str | None,
-          max_parallel: int | None, ray: RayOptions | None) -> None:
-    """Run runs again from the start as new runs with the same recipe (and the same parent)."""
+def rerun(service: RunService, runs: Sequence[str], failed: bool, overrides: tuple[str, ...], detach: bool,
+          on_interrupt: str, gpus: str | None, max_parallel: int | None, ray: RayOptions | None,
+          slurm: SlurmOptions | None) -> None:
+    """Run runs again from the start as new runs with the same recipe (and the same parent), or with --set
+    overrides."""
     if failed == bool(runs):
         raise click.UsageError("give RUN ids or --failed, not both")
-    _start(service, service.rerun(runs, failed=failed, options=_options(gpus, max_parallel, ray)), detach, on_interrupt)
+    options = _options(gpus, max_parallel, ray, slurm)
+    _start(service, service.rerun(runs, failed=failed, overrides=overrides, options=options), detach, on_interrupt)

@@ -6,14 +6,14 @@ from collections.abc import Sequence
 
 import click
 
-from ssnas.commands.common import pass_service, reports_errors
+from ssnas.commands.common import RUN, pass_service, reports_errors
 from ssnas.run_record import Run
 from ssnas.runs.format import printable, tags_text
 from ssnas.runs.service import RunService
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True)
+@click.argument("runs", nargs=-1, required=True, type=RUN)
 @click.option("--address", help="Ray runs: the cluster's HOST:PORT (default: the one they were started on).")
 @pass_service
 @reports_errors
@@ -24,7 +24,7 @@ def kill(service: RunService, runs: tuple[str, ...], address: str | None) -> Non
 
 
 @click.command()
-@click.argument("run_id", metavar="RUN")
+@click.argument("run_id", metavar="RUN", type=RUN)
 @click.argument("tags", nargs=-1, required=True)
 @click.option("--remove", is_flag=True, help="Remove the tags instead.")
 @pass_service
@@ -36,7 +36,7 @@ def tag(service: RunService, run_id: str, tags: tuple[str, ...], remove: bool) -
 
 
 @click.command()
-@click.argument("runs", nargs=-1, required=True)
+@click.argument("runs", nargs=-1, required=True, type=RUN)
 @click.option("--with-children", is_flag=True,
               help="Also delete every run started from these (children, grandchildren, ...).")
 @click.option("--yes", is_flag=True, help="Do not ask.")

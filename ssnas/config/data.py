@@ -6,11 +6,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from ssnas import plugins
 from ssnas.config.kinds import FilePath
 from ssnas.data.nodes import SYNTHETIC_MODALITIES, node_name
 from ssnas.errors import ConfigError
 
 DATASET_KINDS: tuple[str, ...] = ("synthetic", "mmimdb", "features")  # ssnas.data.datasets.load_dataset
+
+
+def known_datasets() -> tuple[str, ...]:
+    """Every dataset a recipe may name: the built-in kinds, then those of installed plugins (names only)."""
+    return plugins.known_names(plugins.DATASETS_GROUP)
+
+
+def is_plugin_dataset(dataset: str) -> bool:
+    """Whether `dataset` names a plugin's dataset rather than a built-in kind (docs/plugins.md)."""
+    return dataset not in DATASET_KINDS
+
 
 # How MM-IMDB's posters are stored: RGB 0..255, GMU's Caffe BGR minus the ImageNet means, or guessed.
 Pixels = Literal["auto", "rgb", "caffe_bgr"]

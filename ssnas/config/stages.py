@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ssnas import plugins
 from ssnas.errors import ConfigError
 
 OBJECTIVES = ("ssl", "supervised", "ssl+supervised")
+# The label-free loss between two views' embeddings of the "ssl" objectives (ssnas.objectives.ssl_loss);
+# plugins add others (entry-point group `ssnas.objectives`).
+SSL_LOSSES: tuple[str, ...] = ("nt_xent",)
 RELAXATIONS = ("softmax", "gumbel")  # DARTS's weighted sum; GDAS's sampled one-hot choice
 FINETUNE_MODES = ("auto", "full", "probe")
 # What the fine-tune stage trains: the genotype's network ("nas"), or a no-search baseline on all
@@ -17,6 +21,10 @@ FINETUNE_MODELS = ("nas", "linear", "mlp", "late_fusion")
 def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _known_ssl_loss(section: str, name: str) -> None:
+    _one_of(f"{section}.ssl_loss", name, plugins.known_names(plugins.OBJECTIVES_GROUP))
 
 
 def _positive(section: str, **values: float) -> None:
@@ -54,7 +62,8 @@ class SearchConfig:
     tau_min: float = 0.1
     min_steps: int = 400  # at least this many (network + architecture) steps, however few the rows
     order: str = "first"  # "first" or "second" order DARTS
-    temperature: float = 0.1  # NT-Xent temperature
+    ssl_loss: str = "nt_xent"  # the label-free loss between the two views: NT-Xent, or a plugin's
+    temperature: float = 0.1  # NT-Xent temperature (handed to a plugin's loss too)
     label_ratio: float = 1.0  # labeled fraction the supervised term may read
     ssl_weight: float = 1.0  # weights of the two terms of "ssl+supervised"
     supervised_weight: float = 1.0
@@ -67,6 +76,7 @@ class SearchConfig:
         if self.order not in ("first", "second"):
             raise ConfigError(f"search.order: {self.order!r} is not 'first' or 'second'")
         _one_of("search.relaxation", self.relaxation, RELAXATIONS)
+        _known_ssl_loss("search", self.ssl_loss)
         _positive("search", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, arch_lr=self.arch_lr,
                   temperature=self.temperature, grad_clip=self.grad_clip, projection_dim=self.projection_dim,
                   tau_max=self.tau_max, tau_min=self.tau_min)
@@ -93,12 +103,14 @@ class PretrainConfig:
     lr: float = 1e-3
     lr_min: float = 1e-6
     weight_decay: float = 1e-4
+    ssl_loss: str = "nt_xent"  # the label-free loss between the two views: NT-Xent, or a plugin's
     temperature: float = 0.1
     grad_clip: float = 5.0
     projection_dim: int = 128
     min_steps: int = 300  # at least this many optimizer steps, however few the rows
 
     def __post_init__(self) -> None:
+        _known_ssl_loss("pretrain", self.ssl_loss)
         _positive("pretrain", epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                   temperature=self.temperature, grad_clip=self.grad_clip, projection_dim=self.projection_dim)
         _non_negative("pretrain", lr_min=self.lr_min, weight_decay=self.weight_decay, min_steps=self.min_steps)

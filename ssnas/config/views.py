@@ -5,16 +5,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ssnas import plugins
 from ssnas.errors import ConfigError
 
-VIEW_POLICIES: tuple[str, ...] = ("cross_modal", "instance")
+VIEW_POLICIES: tuple[str, ...] = ("cross_modal", "instance")  # plugins add others (group `ssnas.view_policies`)
 
 
 @dataclass(frozen=True)
 class ViewConfig:
     """How the two views of a batch are made (the recipe's `[views]` section)."""
 
-    policy: str = "cross_modal"  # "cross_modal": disjoint modality subsets per view; "instance": all modalities
+    # "cross_modal": disjoint modality subsets per view; "instance": all modalities; or a plugin's policy
+    policy: str = "cross_modal"
     noise: float = 0.1  # std of additive Gaussian noise
     channel_dropout: float = 0.1  # prob. of zeroing a channel (per sample, node, channel); survivors scaled 1/(1-p)
     position_mask: float = 0.1  # prob. of zeroing a position (per sample, node, position)
@@ -22,8 +24,9 @@ class ViewConfig:
     level_mix: float = 0.0  # per sample and node: x <- (1-lam) x + lam x_other_level, lam ~ U(0, level_mix)
 
     def __post_init__(self) -> None:
-        if self.policy not in VIEW_POLICIES:
-            raise ConfigError(f"views.policy: {self.policy!r} is not one of {', '.join(VIEW_POLICIES)}")
+        known = plugins.known_names(plugins.VIEW_POLICIES_GROUP)
+        if self.policy not in known:
+            raise ConfigError(f"views.policy: {self.policy!r} is not one of {', '.join(known)}")
         _check_range("noise", self.noise, 0.0, math.inf, "(>= 0)")
         for name in ("channel_dropout", "position_mask", "modality_dropout"):
             _check_range(name, getattr(self, name), 0.0, 1.0, "([0, 1))", upper_open=True)

@@ -1,4 +1,4 @@
-"""Dataset kinds by name, as recipes name them: `synthetic`, `mmimdb`, `features`."""
+"""Datasets by name, as recipes name them: `synthetic`, `mmimdb`, `features`, and installed plugins'."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ssnas.config.data import DATASET_KINDS, MMIMDBOptions, SyntheticConfig
+from ssnas.config.data import MMIMDBOptions, SyntheticConfig, is_plugin_dataset, known_datasets
 from ssnas.data.pyramids import FeatureSet
 from ssnas.errors import ConfigError
 
@@ -18,15 +18,20 @@ def load_dataset(kind: str, path: str | Path | None = None, options: Mapping[str
     """The feature set of a dataset kind; `options` are the kind's own settings.
 
     synthetic: SyntheticConfig fields (no path). mmimdb: the MM-IMDB HDF5 file and MMIMDBOptions
-    fields (local encoder weights among them). features: an ssnas-features/1 file.
+    fields (local encoder weights among them). features: an ssnas-features/1 file. A plugin's
+    dataset: whatever its `load` reads (ssnas.data.plugin_dataset).
     """
     options = dict(options or {})
     if kind == "synthetic":
         from ssnas.data.synthetic import make_synthetic
 
         return make_synthetic(_options(SyntheticConfig, options, "data.synthetic"))
-    if kind not in DATASET_KINDS:
-        raise ConfigError(f"data.dataset: {kind!r} is not one of {', '.join(DATASET_KINDS)}")
+    if kind not in known_datasets():
+        raise ConfigError(f"data.dataset: {kind!r} is not one of {', '.join(known_datasets())}")
+    if is_plugin_dataset(kind):
+        from ssnas.data.plugin_dataset import DatasetPlugin
+
+        return DatasetPlugin.named(kind).load(None if path is None else str(path), options)
     if path is None:
         raise ConfigError(f"data.path: the {kind} dataset needs a file path")
     if kind == "mmimdb":

@@ -3,15 +3,24 @@
 Views are made on the stem's outputs, so the frozen backbones never run in the training loop. The
 default `cross_modal` policy shows the two views disjoint sets of modalities, so they can agree only
 through what the modalities share, which is what a fusion network has to find; `instance` shows both
-views every modality and perturbs each on its own, as SimCLR does with images.
+views every modality and perturbs each on its own, as SimCLR does with images. A plugin's policy
+(entry-point group `ssnas.view_policies`) is a `ViewPolicy`: `make_views` hands it the same arguments.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-from ssnas.config.views import ViewConfig
+from ssnas import plugins
+from ssnas.config.views import VIEW_POLICIES, ViewConfig
 from ssnas.errors import ConfigError
+
+Views = tuple[list[torch.Tensor], list[torch.Tensor]]
+# (nodes, node_modality, config, generator) -> (view_a, view_b), as `make_views` below: each view a list of
+# tensors shaped like the nodes, new tensors (the inputs are not modified), all randomness from `generator`.
+ViewPolicy = Callable[[list[torch.Tensor], tuple[int, ...], ViewConfig, torch.Generator | None], Views]
 
 
 @torch.compiler.disable  # random offsets and masks drawn on the host: compiling them would recompile every step
@@ -20,13 +29,15 @@ def make_views(
     node_modality: tuple[int, ...],
     config: ViewConfig,
     generator: torch.Generator | None = None,
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+) -> Views:
     """Two augmented copies of the input nodes (each (B, L, C)), batched over samples.
 
     `node_modality[i]` is the modality of node i. Hidden modalities are zeroed after the other
     augmentations, so they carry nothing at all. Inputs are never modified; all randomness comes
     from `generator` (drawn on its device), so a seeded generator gives the same views.
     """
+    if config.policy not in VIEW_POLICIES:
+        return _plugin_views(nodes, node_modality, config, generator)
     modality = _modality_index(nodes, node_modality)
     num_modalities = max(modality) + 1
     batch, like = nodes[0].shape[0], nodes[0]
@@ -43,6 +54,20 @@ def make_views(
     view_a = _augment(nodes, modality, shown_a, config, generator)
     view_b = _augment(nodes, modality, shown_b, config, generator)
     return view_a, view_b
+
+
+def _plugin_views(nodes: list[torch.Tensor], node_modality: tuple[int, ...], config: ViewConfig,
+                  generator: torch.Generator | None) -> Views:
+    """The views of a plugin's policy, checked to be two lists of tensors shaped like the nodes."""
+    group, name = plugins.VIEW_POLICIES_GROUP, config.policy
+    policy: ViewPolicy = plugins.load_callable(group, name,
+                                               "a view policy (nodes, node_modality, config, generator) -> views")
+    views = policy(nodes, node_modality, config, generator)
+    shapes = [tuple(x.shape) for x in nodes]
+    if not (isinstance(views, tuple) and len(views) == 2
+            and all(isinstance(v, list) and [tuple(x.shape) for x in v] == shapes for v in views)):
+        raise plugins.find(group, name).error("made views that are not two lists of tensors shaped like the nodes")
+    return views
 
 
 def _modality_index(nodes: list[torch.Tensor], node_modality: tuple[int, ...]) -> tuple[int, ...]:

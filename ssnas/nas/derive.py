@@ -13,7 +13,7 @@ from typing import Any
 
 from ssnas.errors import GenotypeError
 from ssnas.nas.genotype import CellGene, Genotype, StepGene
-from ssnas.nas.vocabulary import PRIMITIVES
+from ssnas.nas.vocabulary import known_primitives
 
 Pair = tuple[tuple[float, ...], tuple[float, ...]]
 
@@ -49,9 +49,10 @@ class ArchWeights:
         primitives = _strings(self.primitives, "primitives")
         if len(names) < 2:
             raise GenotypeError(f"input_names: need at least two input nodes, got {list(names)!r}")
+        known = known_primitives()
         for p in primitives:
-            if p not in PRIMITIVES:
-                raise GenotypeError(f"primitives: {p!r} is not a primitive (known: {', '.join(PRIMITIVES)})")
+            if p not in known:
+                raise GenotypeError(f"primitives: {p!r} is not a primitive (known: {', '.join(known)})")
         if all(p == "zero" for p in primitives):
             raise GenotypeError(f"primitives: need a non-zero primitive, got {list(primitives)!r}")
         cells = len(_seq(self.cell_input, "cell_input"))

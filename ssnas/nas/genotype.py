@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ssnas.errors import GenotypeError
-from ssnas.nas.vocabulary import BMNAS_OP_NAMES, PRIMITIVES
+from ssnas.nas.vocabulary import BMNAS_OP_NAMES, known_primitives
 from ssnas.nesting import MAX_DEPTH, too_deep
 
 T = TypeVar("T")
@@ -95,16 +95,14 @@ class StepGene:
     """One step of a cell: fuse two cell-local nodes with a primitive."""
 
     inputs: tuple[int, int]  # cell-local node indices: 0, 1 = the cell's inputs, 2 + j = step j
-    primitive: str  # a name from vocabulary.PRIMITIVES
+    primitive: str  # a name from vocabulary.known_primitives()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "inputs", _as_tuple(self.inputs, "inputs", "a pair of node indices"))
         _check_pair(self.inputs, "inputs", None)
-        if self.primitive not in PRIMITIVES:
-            raise _fail(
-                "primitive",
-                f"{self.primitive!r} is not a primitive (known: {', '.join(PRIMITIVES)})",
-            )
+        known = known_primitives()
+        if self.primitive not in known:
+            raise _fail("primitive", f"{self.primitive!r} is not a primitive (known: {', '.join(known)})")
 
 
 @dataclass(frozen=True)

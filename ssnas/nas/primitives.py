@@ -2,8 +2,9 @@
 
 Tensors are kept as (batch, positions, channels) rather than BM-NAS's (batch, channels, positions):
 the same numbers, but every 1x1 convolution becomes one dense matrix product over the last axis,
-which is what CPUs and GPUs run fastest. Register new primitives in `PRIMITIVE_FACTORIES` and name
-them in `vocabulary.PRIMITIVES`.
+which is what CPUs and GPUs run fastest. A built-in primitive is named in `vocabulary.PRIMITIVES`
+and built by its factory in `PRIMITIVE_FACTORIES`; a plugin's primitive (entry-point group
+`ssnas.primitives`, docs/plugins.md) is a factory with the same contract, `PrimitiveFactory`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssnas.nas.vocabulary import PRIMITIVES
+from ssnas import plugins
 
 
 class ChannelBatchNorm(nn.BatchNorm1d):
@@ -138,8 +139,11 @@ class ConcatConvMish(nn.Module):
         return F.mish(self.norm(fused))
 
 
+# (channels C, positions L, dropout) -> a module whose forward(x, y) maps two (B, L, C) tensors to one
+# (B, L, C) tensor; dropout is the space's, for primitives that drop anything (attention does).
 PrimitiveFactory = Callable[[int, int, float], nn.Module]
 
+# The built-in primitives' factories, by their names in vocabulary.PRIMITIVES.
 PRIMITIVE_FACTORIES: dict[str, PrimitiveFactory] = {
     "zero": lambda channels, positions, dropout: Zero(),
     "sum": lambda channels, positions, dropout: Sum(),
@@ -149,9 +153,19 @@ PRIMITIVE_FACTORIES: dict[str, PrimitiveFactory] = {
     "concat_fc": lambda channels, positions, dropout: ConcatFC(channels),
     "concat_conv_mish": lambda channels, positions, dropout: ConcatConvMish(channels),
 }
-assert set(PRIMITIVE_FACTORIES) == set(PRIMITIVES), "vocabulary and factories disagree"
+
+
+def primitive_factory(name: str) -> PrimitiveFactory:
+    """The factory of primitive `name`: a built-in one, else the installed plugin's (its module imported now)."""
+    if name in PRIMITIVE_FACTORIES:
+        return PRIMITIVE_FACTORIES[name]
+    return plugins.load_callable(plugins.PRIMITIVES_GROUP, name, "a factory (channels, positions, dropout) -> module")
 
 
 def build_primitive(name: str, channels: int, positions: int, dropout: float = 0.0) -> nn.Module:
     """The module of primitive `name` for C = `channels` and L = `positions`."""
-    return PRIMITIVE_FACTORIES[name](channels, positions, dropout)
+    module = primitive_factory(name)(channels, positions, dropout)
+    if not isinstance(module, nn.Module):
+        plugin = plugins.find(plugins.PRIMITIVES_GROUP, name)
+        raise plugin.error(f"built a {type(module).__name__}, not a torch.nn.Module")
+    return module

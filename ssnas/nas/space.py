@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ssnas.errors import ConfigError
-from ssnas.nas.vocabulary import DEFAULT_PRIMITIVES, PRIMITIVES
+from ssnas.nas.vocabulary import DEFAULT_PRIMITIVES, known_primitives
 
 
 @dataclass(frozen=True)
@@ -15,7 +15,7 @@ class SpaceConfig:
     steps: int = 1  # steps inside each cell (BM-NAS: 1)
     channels: int = 192  # C: every node is projected to C channels (BM-NAS: 192)
     positions: int = 16  # L: every node is reduced to L positions (BM-NAS: 16)
-    primitives: tuple[str, ...] = DEFAULT_PRIMITIVES  # candidate fusion operations
+    primitives: tuple[str, ...] = DEFAULT_PRIMITIVES  # candidate fusion operations (built-in or plugins')
     cell_multiplier: int = 2  # how many of the last cells the head concatenates (BM-NAS: 2)
     dropout: float = 0.1  # dropout in the input projections and attention
 
@@ -27,9 +27,10 @@ class SpaceConfig:
         if math.isqrt(self.positions) ** 2 != self.positions:
             raise ConfigError(f"space.positions: {self.positions} is not a square number "
                               "(maps pool to sqrt(L) x sqrt(L))")
-        unknown = [p for p in self.primitives if p not in PRIMITIVES]
+        known = known_primitives()
+        unknown = [p for p in self.primitives if p not in known]
         if unknown:
-            raise ConfigError(f"space.primitives: unknown {unknown} (known: {', '.join(PRIMITIVES)})")
+            raise ConfigError(f"space.primitives: unknown {unknown} (known: {', '.join(known)})")
         if len(set(self.primitives)) != len(self.primitives):
             raise ConfigError("space.primitives: names repeat")
         if not [p for p in self.primitives if p != "zero"]:

@@ -1,10 +1,13 @@
 """Names of the search space, as plain data (no torch): primitives, defaults, BM-NAS spellings.
 
 The modules behind the names live in `primitives.py`; keeping the vocabulary apart lets genotypes
-be validated, parsed and diffed by commands that never build a network.
+be validated, parsed and diffed by commands that never build a network. Installed plugins add
+primitives by name (`known_primitives`), read from their metadata without importing them.
 """
 
-# Every primitive ssnas can build, in a stable order (the order of `step_op` weights).
+from ssnas import plugins
+
+# Every primitive ssnas builds itself, in a stable order.
 PRIMITIVES: tuple[str, ...] = (
     "zero",
     "sum",
@@ -32,3 +35,8 @@ BMNAS_OP_NAMES: dict[str, str] = {
     "cat_conv_relu": "concat_fc",
     "ConcatFC": "concat_fc",
 }
+
+
+def known_primitives() -> tuple[str, ...]:
+    """Every primitive a space may name: the built-in ones, then those of installed plugins."""
+    return plugins.known_names(plugins.PRIMITIVES_GROUP)

@@ -36,7 +36,7 @@ def run_points(recipe: Recipe) -> Iterator[RunPoint]:
     points = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(recipe.sweep[k] for k in keys))]
     for arm, armed in armed_dicts(recipe):
         for point in points:
-            d = _with_values(armed, point)
+            d = with_values(armed, point)
             d["run"]["name"] = f"{recipe.run.name}[{point_label(point, arm)}]"
             yield d, arm, point
 
@@ -48,14 +48,14 @@ def armed_dicts(recipe: Recipe) -> Iterator[tuple[str | None, dict[str, Any]]]:
     if not recipe.arms:
         yield None, base
     for arm, overrides in recipe.arms.items():
-        d = _with_values(base, overrides)
+        d = with_values(base, overrides)
         if "run.stage" in overrides and "run.stages" not in overrides:
             del d["run"]["stages"]  # the arm's stage decides its chain
         d["run"]["tags"] = list(dict.fromkeys([*d["run"]["tags"], f"{ARM_TAG}{arm}"]))
         yield arm, d
 
 
-def _with_values(d: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+def with_values(d: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of a resolved dict with dotted keys set."""
     d = copy.deepcopy(d)
     for key, value in values.items():

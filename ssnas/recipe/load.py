@@ -30,7 +30,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
     origins: dict[str, str] = {}
     tree = _load_chain(shown, origins, stack=())
     for text in overrides:
-        _apply_override(tree, origins, text)
+        apply_override(tree, origins, text)
     return checked(tree, origins, shown, default_name=Path(shown).stem, check_files=True)
 
 
@@ -208,7 +208,8 @@ def _mark(origins: dict[str, str], dotted: str, value: Any, source: str) -> None
             _mark(origins, f"{dotted}.{key}", inner, source)
 
 
-def _apply_override(tree: dict[str, Any], origins: dict[str, str], text: str) -> None:
+def apply_override(tree: dict[str, Any], origins: dict[str, str], text: str) -> None:
+    """Apply one `--set KEY=VALUE` to a recipe tree, recording in `origins` that the override set the key."""
     shown = text if len(text) <= 100 else f"{text[:97]}..."  # a value of thousands of characters is not news
     origin = "--set " + shown.replace("\n", "\\n")  # one line, even when the shell passed a newline
     key, sep, raw = text.partition("=")

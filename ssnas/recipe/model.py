@@ -19,10 +19,11 @@ from ssnas.config.stages import FinetuneConfig, PretrainConfig, SearchConfig
 from ssnas.config.views import ViewConfig
 from ssnas.nas.space import SpaceConfig
 from ssnas.recipe.kinds import plain
+from ssnas.recipe.tuning import TuneSection
 
 STAGES: tuple[str, ...] = ("search", "pretrain", "finetune")
 RUN_STAGES: tuple[str, ...] = (*STAGES, "pipeline")
-EXECUTORS: tuple[str, ...] = ("local", "ray")  # ssnas.launcher.open_executor
+EXECUTORS: tuple[str, ...] = ("local", "ray", "slurm")  # ssnas.scheduling.daemon.open_engine
 STAGE_CONFIGS: tuple[type, ...] = (SearchConfig, PretrainConfig, FinetuneConfig)
 
 Config = TypeVar("Config")
@@ -46,6 +47,7 @@ class RunSection(Runtime, _RunIdentity):
     genotype_nodes: NodeMap | None = None  # genotype input node -> dataset input node, where names differ
     checkpoint: FilePath | None = None  # absolute path of a pretrained network; a finetune run alone
     stages: tuple[str, ...] = STAGES  # the chain this run executes ([stage] unless a pipeline)
+    sinks: tuple[str, ...] = ()  # plugins' tracking sinks its metrics and events also go to (ssnas.sinks)
 
     @property
     def runtime(self) -> dict[str, Any]:
@@ -56,26 +58,37 @@ class RunSection(Runtime, _RunIdentity):
 @dataclass(frozen=True)
 class DataSection:
     """`[data]`: which dataset, the batch size and label ratio every stage shares, and the dataset's
-    own options as a subtable named after it (`metadata["table"]`: the dataclass that checks them)."""
+    own options as a subtable named after it (`metadata["table"]`: the dataclass that checks them; None
+    for a plugin's dataset, whose table `[data.<name>]` is passed to the plugin as it is)."""
 
     dataset: str = "synthetic"
-    path: FilePath | None = None  # absolute; mmimdb and features only
+    path: FilePath | None = None  # absolute; mmimdb, features, and plugin datasets that read one
     label_ratio: float = SearchConfig.label_ratio
     batch_size: int = SearchConfig.batch_size
     standardize: bool = True  # inputs centred and scaled on the training rows (data.standardize)
     synthetic: dict[str, Any] | None = dataclasses.field(default=None, metadata={"table": SyntheticConfig})
     mmimdb: dict[str, Any] | None = dataclasses.field(default=None, metadata={"table": MMIMDBOptions})
+    plugin_options: dict[str, Any] | None = dataclasses.field(default=None, metadata={"table": None})
+
+    @property
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The dataset's own options as a recipe writes them, `{dataset: options}`; {} when it takes none."""
+        for f in dataclasses.fields(self):
+            table = getattr(self, f.name)
+            if "table" in f.metadata and table is not None:
+                return {self.dataset: copy.deepcopy(table)}
+        return {}
 
     @property
     def options(self) -> dict[str, Any]:
         """The `options` of `load_dataset(dataset, path, options)`."""
-        return copy.deepcopy(self.synthetic or self.mmimdb or {})
+        return self.tables.get(self.dataset, {})
 
 
-# The dataset option tables of [data] (name -> the dataclass of its options), and the keys of [data]
-# that also belong to a stage config: one batch size and one label ratio feed every stage.
+# The built-in datasets' option tables of [data] (name -> the dataclass of its options), and the keys of
+# [data] that also belong to a stage config: one batch size and one label ratio feed every stage.
 DATA_TABLES: dict[str, type] = {f.name: f.metadata["table"] for f in dataclasses.fields(DataSection)
-                                if "table" in f.metadata}
+                                if f.metadata.get("table") is not None}
 SHARED_KEYS: tuple[str, ...] = tuple(
     f.name for f in dataclasses.fields(DataSection)
     if any(f.name in {g.name for g in dataclasses.fields(c)} for c in STAGE_CONFIGS))
@@ -95,14 +108,15 @@ class Recipe:
     finetune: dict[str, Any]
     sweep: dict[str, list]  # dotted keys -> values; empty after expand_sweep
     arms: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # name -> dotted key -> value; ditto
+    tune: TuneSection | None = None  # what `ssnas tune` samples; no run reads it, so `to_dict` leaves it out
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved recipe as plain JSON-able data: every default filled in, paths absolute."""
         data = {f.name: getattr(self.data, f.name) for f in dataclasses.fields(DataSection)
-                if f.name not in DATA_TABLES or getattr(self.data, f.name) is not None}
+                if "table" not in f.metadata}
         return copy.deepcopy({
             "run": {f.name: plain(getattr(self.run, f.name)) for f in dataclasses.fields(RunSection)},
-            "data": data,
+            "data": {**data, **self.data.tables},
             "space": self.space,
             "search": self.search,
             "views": self.views,

@@ -23,6 +23,9 @@ def format_recipe(recipe: Recipe) -> str:
     if d["sweep"]:
         tables.append(("sweep", d["sweep"]))
     tables += [(f"arms.{_toml_key(name)}", overrides) for name, overrides in d["arms"].items()]
+    if recipe.tune is not None:
+        tune = recipe.tune.to_dict()
+        tables += [("tune", {k: v for k, v in tune.items() if k != "space"}), ("tune.space", tune["space"])]
     lines = [f"# {recipe.path}, resolved: every default filled in, paths absolute"]
     for name, values in tables:
         lines += ["", f"[{name}]"]
@@ -30,7 +33,7 @@ def format_recipe(recipe: Recipe) -> str:
             if value is None:
                 lines.append(f"# {_toml_key(key)} is not set")
             else:
-                lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
+                lines.append(f"{_toml_key(key)} = {toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -38,7 +41,8 @@ def _toml_key(key: str) -> str:
     return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A value in TOML syntax: what `--set KEY=...` reads back as the same value."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -46,7 +50,7 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value).replace("\x7f", "\\u007f")
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"no TOML form for {value!r}")

@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ssnas.config.data import is_plugin_dataset
 from ssnas.errors import DatasetError, GenotypeError
 from ssnas.recipe.kinds import names_a_file
 from ssnas.recipe.messages import Invalid, display, show
@@ -71,9 +72,12 @@ def check_model(run: RunSection, finetune: Mapping[str, Any]) -> None:
 
 
 def check_files(run: RunSection, data: DataSection) -> None:
-    """Every file the recipe names (each key whose type is a file reference) exists; a genotype file parses."""
+    """Every file the recipe names (each key whose type is a file reference) exists; a genotype file parses.
+    A plugin's dataset may read a folder or anything else: its `data.path` is the plugin's to check."""
     tree = {"run": vars(run), "data": vars(data)}
     for key, kind in LEAVES.items():
+        if key == "data.path" and is_plugin_dataset(data.dataset):
+            continue
         path = _value_at(tree, key)
         if names_a_file(kind, path) and not os.path.isfile(path):
             problem = "not a file" if os.path.exists(path) else "file not found"
@@ -100,7 +104,7 @@ def check_binding(run: RunSection, data: DataSection) -> None:
     (ssnas.nas.binding), so that it is refused before any run exists rather than applied by position."""
     if run.genotype is None or run.genotype == "random":
         return
-    from ssnas.data.nodes import dataset_node_names
+    from ssnas.data.dataset_nodes import dataset_node_names
     from ssnas.nas.binding import bind_given, load_given
 
     genotype = load_given(run.genotype)

@@ -60,7 +60,7 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
     **{name: keys_of(cls, without=SHARED_KEYS) for name, cls in CONFIG_SECTIONS.items()},
 }
 SUBTABLES: dict[str, tuple[Key, ...]] = {f"data.{name}": keys_of(cls) for name, cls in DATA_TABLES.items()}
-TOP_LEVEL: tuple[str, ...] = (*SECTIONS, "sweep", "arms")
+TOP_LEVEL: tuple[str, ...] = (*SECTIONS, "sweep", "arms", "tune")
 
 # Every settable key, dotted, with its kind: what --set, [sweep] and [arms] may name.
 LEAVES: dict[str, Kind] = {

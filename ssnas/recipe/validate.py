@@ -3,17 +3,19 @@ dataclasses themselves, the rules that span keys (`rules.py`), then every run of
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ssnas.config.data import DATASET_KINDS
+from ssnas import plugins
+from ssnas.config.data import is_plugin_dataset, known_datasets
 from ssnas.config.runtime import Runtime
 from ssnas.errors import ConfigError, RecipeError
 from ssnas.recipe import rules
-from ssnas.recipe.expand import RunPoint, armed_dicts, point_label, run_points
+from ssnas.recipe.expand import RunPoint, armed_dicts, point_label, run_points, with_values
 from ssnas.recipe.kinds import coerce, plain
 from ssnas.recipe.messages import Invalid, show
 from ssnas.recipe.model import DATA_TABLES, EXECUTORS, RUN_STAGES, DataSection, Recipe, RunSection, shared_values
@@ -30,6 +32,8 @@ from ssnas.recipe.schema import (
     Key,
     unknown,
 )
+from ssnas.recipe.tune_table import read_tune
+from ssnas.recipe.tuning import objective_problem
 from ssnas.runs.actions import tag_problem
 from ssnas.runs.format import control_character
 
@@ -43,6 +47,8 @@ def checked(tree: dict[str, Any], origins: Mapping[str, str], where: str, defaul
     try:
         recipe = _build(tree, where, default_name, check_files)
         _check_runs(recipe, check_files)
+        if recipe.tune is not None:
+            _check_tune(recipe, check_files)
         return recipe
     except Invalid as err:
         source = origins.get(re.sub(r"\[\d+\]$", "", err.key), where)
@@ -64,10 +70,11 @@ def _build(tree: Mapping[str, Any], where: str, default_name: str | None, check_
     rules.check_model(run, sections["finetune"])
     sweep = _read_sweep(tree.get("sweep"))
     arms = _read_arms(tree.get("arms"), sweep)
+    tune = read_tune(tree["tune"]) if "tune" in tree else None
     if check_files:
         rules.check_files(run, data)
         rules.check_binding(run, data)
-    return Recipe(where, run, data, sweep=sweep, arms=arms, **sections)
+    return Recipe(where, run, data, sweep=sweep, arms=arms, tune=tune, **sections)
 
 
 def _read_section(raw: Any, key: str, keys: Sequence[Key], tables: Sequence[str] = ()) -> dict[str, Any]:
@@ -116,30 +123,69 @@ def _read_run(raw: Any, default_name: str | None) -> RunSection:
         raise Invalid("run.executor", f"{run['executor']!r} is not one of {', '.join(EXECUTORS)}")
     run["stages"] = rules.stage_chain(run, explicit=isinstance(raw, Mapping) and "stages" in raw)
     rules.check_start(run)
+    _check_sinks(run["sinks"])
     return _built(RunSection, run)
 
 
+def _check_sinks(names: Sequence[str]) -> None:
+    """`run.sinks` names installed tracking sinks, each once (by name: no plugin is imported)."""
+    known = plugins.known_names(plugins.TRACKING_SINKS_GROUP)
+    for i, name in enumerate(names):
+        if name not in known:
+            installed = f"installed: {', '.join(known)}" if known else "none is installed; see docs/plugins.md"
+            raise Invalid(f"run.sinks[{i}]", f"{name!r} is not a tracking sink ({installed})")
+        if name in names[:i]:
+            raise Invalid(f"run.sinks[{i}]", f"{name!r} repeats")
+
+
 def _read_data(raw: Any) -> DataSection:
-    data = _read_section(raw, "data", SECTIONS["data"], tables=tuple(DATA_TABLES))
+    known = known_datasets()
+    tables = (*DATA_TABLES, *(name for name in known if is_plugin_dataset(name)))
+    data = _read_section(raw, "data", SECTIONS["data"], tables=tables)
     dataset = data["dataset"]
-    if dataset not in DATASET_KINDS:
-        raise Invalid("data.dataset", f"{dataset!r} is not one of {', '.join(DATASET_KINDS)}")
+    if dataset not in known:
+        raise Invalid("data.dataset", f"{dataset!r} is not one of {', '.join(known)}")
     if dataset == "synthetic" and data["path"] is not None:
         raise Invalid("data.path", "the synthetic dataset is generated; it reads no file")
-    if dataset != "synthetic" and data["path"] is None:
+    if dataset in ("mmimdb", "features") and data["path"] is None:
         raise Invalid("data.path", f"the {dataset} dataset needs a file path")
     if not 0.0 < data["label_ratio"] <= 1.0:
         raise Invalid("data.label_ratio", f"{data['label_ratio']} is out of range (0, 1]")
     if data["batch_size"] < 1:
         raise Invalid("data.batch_size", f"{data['batch_size']} is out of range (>= 1)")
     raw = raw or {}
-    for table, cls in DATA_TABLES.items():  # a table is named after the dataset that reads it
+    for table in tables:  # a table is named after the dataset that reads it
         if table in raw and dataset != table:
             raise Invalid(f"data.{table}", f"options of the {table} dataset, but data.dataset is {dataset!r}")
-        if dataset == table:
-            data[table] = _read_section(raw.get(table), f"data.{table}", SUBTABLES[f"data.{table}"])
-            _built(cls, data[table])
+    if dataset in DATA_TABLES:
+        data[dataset] = _read_section(raw.get(dataset), f"data.{dataset}", SUBTABLES[f"data.{dataset}"])
+        _built(DATA_TABLES[dataset], data[dataset])
+    elif is_plugin_dataset(dataset):
+        data["plugin_options"] = _plugin_table(raw.get(dataset), f"data.{dataset}")
     return DataSection(**data)
+
+
+def _plugin_table(raw: Any, key: str) -> dict[str, Any]:
+    """A plugin dataset's options table, for the plugin to check: here only that it holds what the registry
+    can store (strings, numbers, booleans, lists and tables; a TOML date cannot)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise Invalid(key, f"expected a table ([{key}]) of the dataset's options, got {show(raw)}")
+    for name, value in raw.items():
+        _check_storable(value, f"{key}.{name}")
+    return copy.deepcopy(dict(raw))
+
+
+def _check_storable(value: Any, key: str) -> None:
+    if isinstance(value, Mapping):
+        for name, inner in value.items():
+            _check_storable(inner, f"{key}.{name}")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            _check_storable(inner, f"{key}[{i}]")
+    elif not isinstance(value, (str, int, float, bool)):
+        raise Invalid(key, f"{show(value)} is not a string, number, boolean, list or table")
 
 
 def _read_sweep(raw: Any) -> dict[str, list]:
@@ -227,3 +273,28 @@ def _check_points(runs: Iterable[RunPoint], recipe: Recipe, check_files: bool) -
             if err.key in point:
                 raise Invalid(f"sweep.{err.key}", err.problem) from None
             raise Invalid(f"sweep point [{point_label(point)}]", f"{err.key}: {err.problem}") from None
+
+
+def _check_tune(recipe: Recipe, check_files: bool) -> None:
+    """Each tuned key as a `--set` of each of its bounds and choices would be checked (alone: what two tuned
+    keys break together ends that trial, failed), untouched by the sweep and the arms, and the objective logged
+    by the last stage of every chain."""
+    assert recipe.tune is not None
+    for key, space in recipe.tune.space.items():
+        where = f"tune.space.{key}"
+        if key in recipe.sweep:
+            raise Invalid(where, f"also swept (sweep.{key}): a trial takes one value of it")
+        for name, overrides in recipe.arms.items():
+            if key in overrides:
+                raise Invalid(where, f"also set by arms.{name}: the arm would override the trial's value")
+        for label, value in space.values():
+            try:
+                _build(with_values(recipe.to_dict(), {key: value}), recipe.path, None, check_files)
+            except Invalid as err:
+                broken = err.problem if err.key == key else f"{show(value)}: {err.key}: {err.problem}"
+                raise Invalid(where, f"{label}: {broken}") from None
+    for arm, armed in armed_dicts(recipe):
+        chain = _build(armed, recipe.path, None, False).run.stages
+        unscored = objective_problem(recipe.tune, chain[-1])
+        if unscored is not None:
+            raise Invalid("tune.objective", unscored if arm is None else f"arms.{arm}: {unscored}")

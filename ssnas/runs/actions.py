@@ -45,7 +45,8 @@ class Outcome:
 def kill(registry: Registry, runs_dir: Path, runs: Sequence[Run], address: str | None = None) -> list[Outcome]:
     """Stop runs: a running worker is sent SIGTERM (it checkpoints and ends killed); a queued run never starts.
 
-    A Ray run's stop goes through its cluster's head, which its task turns into the same SIGTERM.
+    A Ray or SLURM run's stop goes through the head its worker is linked to, which turns it into the same
+    SIGTERM on the worker's node.
     """
     outcomes = []
     queued = {run.id for run in runs if run.status == "queued"}
@@ -56,13 +57,18 @@ def kill(registry: Registry, runs_dir: Path, runs: Sequence[Run], address: str |
         from ssnas.cluster.executor import request_stops
 
         request_stops(runs_dir, address, on_ray)
+    on_slurm = [run for run in runs if run.status in ACTIVE and run.executor == "slurm"]
+    if on_slurm:
+        from ssnas.cluster.slurm_executor import request_stops as request_slurm_stops
+
+        request_slurm_stops(runs_dir, on_slurm)
     for run in runs:
         refused = refusal("kill", run)
         if run.id in cancelled:
             outcomes.append(Outcome(run.id, True, f"{run.short_id} cancelled before it started"))
         elif refused:
             outcomes.append(Outcome(run.id, False, refused))
-        elif run.status == "running" and run.executor != "ray" and not _signal(run):
+        elif run.status == "running" and run.executor not in ("ray", "slurm") and not _signal(run):
             outcomes.append(Outcome(run.id, False, f"{run.short_id} runs on {run.host}: kill it from there"))
         else:
             outcomes.append(Outcome(run.id, True, f"{run.short_id} asked to stop"))

@@ -10,11 +10,12 @@ nothing here prints: the front ends render what these return.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ssnas.errors import SsnasError
 from ssnas.registry import NewRun, Registry
@@ -27,6 +28,8 @@ from ssnas.scheduling.state import SchedulerState, read_state, update_settings
 
 if TYPE_CHECKING:
     from ssnas.cluster import RayOptions
+    from ssnas.cluster.slurm import SlurmOptions
+    from ssnas.recipe import Recipe
 
 __all__ = ["RESUMABLE", "LaunchOptions", "Launched", "Queue", "submit", "resume", "rerun", "cancel", "wait_for",
            "queue", "cancel_queued"]
@@ -36,11 +39,12 @@ SCHEDULER_CHECK_S = 2.0  # how often a follower makes sure the folder still has 
 
 @dataclass(frozen=True)
 class LaunchOptions:
-    """How what is queued runs: the folder's settings to change (None keeps them), and Ray's options."""
+    """How what is queued runs: the folder's settings to change (None keeps them), and a cluster's options."""
 
     max_parallel: int | None = None  # local workers at once
     gpus: tuple[str, ...] | None = None  # GPU slots; () for the CPU only
     ray: RayOptions | None = None  # Ray runs: the cluster and what each run asks for (None: the defaults)
+    slurm: SlurmOptions | None = None  # SLURM runs: the job settings given (None: the defaults, or the stored ones)
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,12 @@ def submit(runs_dir: Path, recipe_path: str, overrides: Sequence[str] = (), opti
     from ssnas.submit import plan_recipe, queue_plan
 
     plan = plan_recipe(recipe_path, overrides, share=share)
-    ray = _ray_options(runs_dir, [plan.recipe.run.executor], options)
+    remote = _executor_options(runs_dir, [plan.recipe.run.executor], options)
     warnings = check_stages([StageRun(run.recipe, run.stage, run.parent is not None) for run in plan.runs],
-                            local=ray is None)
+                            local=remote is None)
     registry = _registry(runs_dir, create=True)
     try:
-        done = queue_plan(registry, runs_dir, plan, reuse=reuse, ray_options=ray.to_json() if ray else None)
+        done = queue_plan(registry, runs_dir, plan, reuse=reuse, ray_options=remote.to_json() if remote else None)
     finally:
         registry.close()
     message = f"group {done.group_id}: {len(done.queued)} run(s) queued"
@@ -94,9 +98,9 @@ def resume(runs_dir: Path, run_id: str, options: LaunchOptions = LaunchOptions()
         if refused is not None:
             raise SsnasError(refused)
         chain = [run, *_resumable_descendants(registry, run)]
-        ray = _ray_options(runs_dir, [member.executor for member in chain], options, stored=chain[0])
-        warnings = _preflight(registry, runs_dir, chain, local=ray is None)
-        registry.requeue([member.id for member in chain], ray.to_json() if ray else None)
+        remote = _executor_options(runs_dir, [member.executor for member in chain], options, stored=chain[0])
+        warnings = _preflight(registry, runs_dir, chain, local=remote is None)
+        registry.requeue([member.id for member in chain], remote.to_json() if remote else None)
     finally:
         registry.close()
     state = _schedule(runs_dir, [m.id for m in chain], options)
@@ -105,10 +109,11 @@ def resume(runs_dir: Path, run_id: str, options: LaunchOptions = LaunchOptions()
                     tuple(warnings))
 
 
-def rerun(runs_dir: Path, run_ids: Sequence[str] = (), *, failed: bool = False,
+def rerun(runs_dir: Path, run_ids: Sequence[str] = (), *, failed: bool = False, overrides: Sequence[str] = (),
           options: LaunchOptions = LaunchOptions()) -> Launched:
     """Queue runs again from the start as new runs with the same config (and parent; a child rerun with its
-    parent hangs under the parent's new run): the given ones, or with `failed` every failed, killed and lost."""
+    parent hangs under the parent's new run): the given ones, or with `failed` every failed, killed and lost.
+    `overrides` ("KEY=VALUE", as `submit` takes them) change each config first; a parent not rerun stays as it is."""
     if failed == bool(run_ids):
         raise SsnasError("rerun: give run ids or failed runs, not both")
     registry = _registry(runs_dir)
@@ -117,22 +122,49 @@ def rerun(runs_dir: Path, run_ids: Sequence[str] = (), *, failed: bool = False,
         originals = sorted((registry.get_run(run.id) for run in chosen), key=lambda r: r.created_at)
         if not originals:
             return Launched((), "nothing to rerun")
-        ray = _ray_options(runs_dir, [original.executor for original in originals], options, stored=originals[0])
-        warnings = _preflight(registry, runs_dir, originals, local=ray is None)
-        batch = {original.id: index for index, original in enumerate(originals)}
+        again = [_overridden(original, overrides) for original in originals] if overrides else originals
+        remote = _executor_options(runs_dir, [run.executor for run in again], options, stored=originals[0])
+        warnings = _preflight(registry, runs_dir, again, local=remote is None)
+        batch = {run.id: index for index, run in enumerate(again)}
         new_ids = registry.create_runs([
-            NewRun(name=original.name, stage=original.stage, config=original.config or {},
-                   recipe_path=original.recipe_path, objective=original.objective, dataset=original.dataset,
-                   label_ratio=original.label_ratio, seed=original.seed, group_id=original.group_id,
-                   parent=batch.get(original.parent_id or "", original.parent_id),
-                   tags=(*original.tags, f"rerun-of:{original.short_id}"), git_commit=original.git_commit,
-                   host=original.host, versions=original.versions, executor=original.executor,
-                   ray_options=ray.to_json() if ray else None)
-            for original in originals], runs_dir)
+            NewRun(name=run.name, stage=run.stage, config=run.config or {},
+                   recipe_path=run.recipe_path, objective=run.objective, dataset=run.dataset,
+                   label_ratio=run.label_ratio, seed=run.seed, group_id=run.group_id,
+                   parent=batch.get(run.parent_id or "", run.parent_id),
+                   tags=(*run.tags, f"rerun-of:{run.short_id}"), git_commit=run.git_commit,
+                   host=run.host, versions=run.versions, executor=run.executor,
+                   ray_options=remote.to_json() if remote else None)
+            for run in again], runs_dir)
     finally:
         registry.close()
     state = _schedule(runs_dir, new_ids, options)
-    return Launched(tuple(new_ids), f"{len(new_ids)} run(s) queued again", None, state, tuple(warnings))
+    changes = f" with {', '.join(overrides)}" if overrides else ""
+    return Launched(tuple(new_ids), f"{len(new_ids)} run(s) queued again{changes}", None, state, tuple(warnings))
+
+
+# The columns of a run that ssnas.submit takes from a value of its config: a rerun that changes the value
+# changes the column (a shared run's label ratio, None, stays unless the override changes the ratio itself).
+_CONFIG_COLUMNS: dict[str, Callable[[Recipe], Any]] = {
+    "seed": lambda recipe: recipe.run.seed,
+    "dataset": lambda recipe: recipe.data.dataset,
+    "label_ratio": lambda recipe: recipe.data.label_ratio,
+    "executor": lambda recipe: recipe.run.executor,
+    "objective": lambda recipe: recipe.search["objective"] if "search" in recipe.run.stages else None,
+}
+
+
+def _overridden(run: Run, overrides: Sequence[str]) -> Run:
+    """`run` with `overrides` applied to its stored config, as a rerun records it: the config, and each column
+    that comes from a value the overrides changed."""
+    from ssnas.recipe import recipe_from_dict
+    from ssnas.recipe.stored import with_overrides
+
+    if run.config is None:
+        raise SsnasError(f"run {run.short_id}: its stored config cannot be read; it cannot run again")
+    where = run.recipe_path or f"run {run.short_id}"
+    before, after = recipe_from_dict(run.config, where), with_overrides(run.config, overrides, where)
+    changed = {column: value(after) for column, value in _CONFIG_COLUMNS.items() if value(after) != value(before)}
+    return dataclasses.replace(run, config=after.to_dict(), **changed)
 
 
 def cancel(runs_dir: Path, run_ids: Sequence[str]) -> list[Outcome]:
@@ -270,23 +302,35 @@ def _planned_parallel(state: SchedulerState) -> int:
     return settings.max_parallel or 1
 
 
-def _ray_options(runs_dir: Path, executors: Sequence[str], options: LaunchOptions,
-                 stored: Run | None = None) -> RayOptions | None:
-    """The Ray options to store with the runs when they go to Ray (None when they run here), checked now:
-    Ray installed, the cluster reachable (its address resolved), no local GPUs asked for.
+def _executor_options(runs_dir: Path, executors: Sequence[str], options: LaunchOptions,
+                      stored: Run | None = None) -> RayOptions | SlurmOptions | None:
+    """The options to store with the runs when they go to a cluster (None when they run here), checked now:
+    the cluster's library installed, the cluster reachable, no local GPUs asked for.
 
-    What each run asks for is what is given now (a run resumed or rerun after its node died must not
-    ask for that node's resources again); without an address, the cluster `stored`'s run went to.
+    Each run's options are stored with it (`runs.ray_options`, which the run's executor reads); `stored`
+    is the run started again by a resume or rerun, None for a new submission.
     """
     names = sorted(set(executors))
     if len(names) > 1:
         raise SsnasError(f"these runs use different executors ({', '.join(names)}): start them separately")
+    if options.slurm is not None and names != ["slurm"]:
+        raise SsnasError("--slurm settings are for SLURM runs (--executor slurm)")
     if names == [LOCAL] or not names:
         return None
-    if names != ["ray"]:
-        raise SsnasError(f"unknown executor {names[0]!r} (this ssnas runs local and ray)")
+    if names not in (["ray"], ["slurm"]):
+        raise SsnasError(f"unknown executor {names[0]!r} (this ssnas runs local, ray and slurm)")
     if options.gpus is not None:
-        raise SsnasError("--gpus picks this machine's GPUs; Ray gives each run its own")
+        raise SsnasError(f"--gpus picks this machine's GPUs; {'Ray' if names == ['ray'] else 'SLURM'} gives each "
+                         "run its own")
+    if names == ["slurm"]:
+        return _slurm_options(options, stored)
+    return _ray_options(runs_dir, options, stored)
+
+
+def _ray_options(runs_dir: Path, options: LaunchOptions, stored: Run | None) -> RayOptions:
+    """Ray installed and the cluster reachable (its address resolved). What each run asks for is what is given
+    now (a run resumed or rerun after its node died must not ask for that node's resources again); without an
+    address, the cluster `stored`'s run went to."""
     import dataclasses
 
     from ssnas.cluster import RayOptions, connect, import_ray
@@ -296,6 +340,16 @@ def _ray_options(runs_dir: Path, executors: Sequence[str], options: LaunchOption
     address = connect(chosen.address or (RayOptions.from_json(stored.ray_options).address if stored else None),
                       Path(runs_dir))
     return dataclasses.replace(chosen, address=address)
+
+
+def _slurm_options(options: LaunchOptions, stored: Run | None) -> SlurmOptions:
+    """The job settings of `stored`'s run (a resume or rerun asks for the same partition, time, ...) with the
+    ones given now in their place; submitit installed and, for SLURM, sbatch on this machine."""
+    from ssnas.cluster.slurm import SlurmOptions, check_submission
+
+    chosen = SlurmOptions.from_json(stored.ray_options if stored else None).merged(options.slurm or SlurmOptions())
+    check_submission(chosen)
+    return chosen
 
 
 def _schedule(runs_dir: Path, run_ids: Sequence[str], options: LaunchOptions) -> SchedulerState:

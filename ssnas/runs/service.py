@@ -8,13 +8,15 @@ listing and showing never write, so they work on a read-only folder and a full d
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ssnas.errors import SsnasError
 from ssnas.registry import Registry
 from ssnas.run_record import Run
-from ssnas.runs import actions, compare, export, launching, lookup
+from ssnas.runs import actions, compare, completion, export, launching, lookup, mlflow_export
 from ssnas.runs.launching import Launched, LaunchOptions
 
 
@@ -69,6 +71,16 @@ class RunService:
     def genotype(self, run: Run) -> lookup.GenotypeFound:
         return lookup.run_genotype(self.reader(), self.runs_dir, run)
 
+    def completions(self, typed: str) -> list[Run]:
+        """The runs a shell offers for a RUN argument; none, and not a word, without a readable registry:
+        completion must never print into the command line being typed."""
+        if not self.has_registry():
+            return []
+        try:
+            return completion.run_completions(self.reader(), typed)
+        except (SsnasError, OSError, sqlite3.Error):
+            return []
+
     # -- starting runs: queued here, run by the runs folder's scheduler (ssnas.runs.launching)
 
     def submit(self, recipe: str | Path, overrides: Sequence[str] = (), options: LaunchOptions | None = None, *,
@@ -79,8 +91,10 @@ class RunService:
     def resume(self, run_id: str, options: LaunchOptions | None = None) -> Launched:
         return launching.resume(self.runs_dir, run_id, options or launching.LaunchOptions())
 
-    def rerun(self, ids: Sequence[str] = (), *, failed: bool = False, options: LaunchOptions | None = None) -> Launched:
-        return launching.rerun(self.runs_dir, ids, failed=failed, options=options or launching.LaunchOptions())
+    def rerun(self, ids: Sequence[str] = (), *, failed: bool = False, overrides: Sequence[str] = (),
+              options: LaunchOptions | None = None) -> Launched:
+        return launching.rerun(self.runs_dir, ids, failed=failed, overrides=overrides,
+                               options=options or launching.LaunchOptions())
 
     # -- actions
 
@@ -100,6 +114,17 @@ class RunService:
     def export(self, run_id: str, folder: Path | None = None, *, force: bool = False) -> list[str]:
         run = self.run(run_id)
         return export.export(self.reader(), self.runs_dir, run, folder or Path("export") / run.id, force=force)
+
+    def export_mlflow(self, target: str, ids: Sequence[str] = (), *, where: str | None = None,
+                      group: str | None = None, experiment: str | None = None) -> list[str]:
+        """Runs named by id, or else every run `where` and `group` select, into an MLflow store."""
+        registry = self.reader()
+        if ids:
+            runs = list({run.id: run for run in self.runs_named(ids)}.values())
+        else:
+            runs = registry.runs(where=where, group=group, sort="created_at", config=True)
+        return mlflow_export.export_runs(registry, self.runs_dir, runs, target,
+                                         experiment or mlflow_export.EXPERIMENT)
 
     def compare(self, ids: Sequence[str]) -> compare.Comparison:
         return compare.compare(self.reader(), self.runs_dir, self.runs_named(ids))

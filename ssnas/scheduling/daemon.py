@@ -49,6 +49,7 @@ from ssnas.scheduling.state import (
 LINGER_S = 2.0  # how long an idle scheduler waits for new runs before it exits
 POLL_S = 0.5  # a pass at least this often (a worker's exit wakes it at once)
 RAY_OPTIONS_GRACE_S = 10.0  # a Ray run's options are written just after its row: wait that long for them
+ADOPTING = ("slurm",)  # executors whose running runs a new scheduler can watch (a Ray task dies with its driver)
 MAX_FAILED_PASSES = 20  # consecutive passes that could not read the registry before the scheduler gives up
 
 
@@ -86,17 +87,33 @@ def describe(settings: Settings, found: list[str]) -> str:
 
 
 def open_engine(registry: Registry, runs_dir: Path, name: str, run: Run) -> Executor:
-    """The executor of a run that is not local (Ray), connected on first use."""
+    """The executor of a run that is not local (Ray, SLURM), connected on first use."""
     if name == "ray":
         from ssnas.cluster import RayOptions
         from ssnas.cluster.executor import RayExecutor
 
         return RayExecutor(registry, runs_dir, RayOptions.from_json(run.ray_options))
-    raise SsnasError(f"unknown executor {name!r} (this ssnas runs local and ray)")
+    if name == "slurm":
+        from ssnas.cluster.slurm_executor import SlurmExecutor
+
+        return SlurmExecutor(registry, runs_dir)
+    raise SsnasError(f"unknown executor {name!r} (this ssnas runs local, ray and slurm)")
+
+
+def open_adopters(engines: Engines, registry: Registry) -> None:
+    """Open the executors that can adopt the running runs another scheduler left (SLURM's: its jobs outlive
+    their scheduler), so that this one's first pass adopts them; one that cannot open leaves them to the
+    heartbeat (`Registry.reconcile`)."""
+    for run in registry.runs(status="running"):
+        if run.executor in ADOPTING and run.executor not in engines.opened:
+            try:
+                engines.for_run(run)
+            except SsnasError as error:
+                log(f"cannot watch the {run.executor} runs: {error}")
 
 
 def options_pending(run: Run) -> bool:
-    """A Ray run whose submission has not written its options yet (they follow its row at once)."""
+    """A cluster run whose submission has not written its options yet (they follow its row at once)."""
     return run.executor not in (None, LOCAL) and run.ray_options is None and time.time() - run.created_at < \
         RAY_OPTIONS_GRACE_S
 
@@ -116,6 +133,7 @@ class Daemon:
         engines = Engines({LOCAL: self.local}, functools.partial(open_engine, self.registry, runs_dir),
                           pending=options_pending)
         self.scheduler = Scheduler(self.registry, engines, [None], 1, log=log)
+        open_adopters(engines, self.registry)
         self._apply(self.settings)
 
     def _apply(self, settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""The seam between the scheduler and the engines that run workers (local subprocesses, Ray tasks).
+"""The seam between the scheduler and the engines that run workers (local subprocesses, Ray tasks, SLURM jobs).
 
 An `Executor` starts one worker for one run, says whether it is still alive, and asks it to stop.
 The scheduler knows nothing of processes or clusters beyond this. `WorkerExit` is the worker's side of
@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 
 
 class WorkerExit(IntEnum):
-    """Exit codes of `python -m ssnas.worker` (a Ray task returns them too)."""
+    """Exit codes of `python -m ssnas.worker` (a Ray task or SLURM job returns them too)."""
 
     FINISHED = 0  # the run ended finished
     FAILED = 1  # the run ended failed (an exception, a non-finite loss), or the worker crashed
     KILLED = 3  # the run was asked to stop (SIGTERM): it checkpointed and ended killed
     NOT_STARTED = 4  # the run was not startable (killed or already running, its parent did not finish,
     #                  or a prestarted worker's scheduler went away): left as it was
-    LINK_LOST = 5  # on a Ray node: the task that linked the worker to the head is gone
+    LINK_LOST = 5  # on a cluster node: the Ray task or SLURM job that linked the worker to the head is gone
 
 
 @dataclass(frozen=True)

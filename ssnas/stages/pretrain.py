@@ -23,6 +23,7 @@ from ssnas.nas.fixed import FixedNet
 from ssnas.nas.genotype import Genotype
 from ssnas.nas.heads import ProjectionHead
 from ssnas.nas.space import SpaceConfig
+from ssnas.objectives import SSLLoss, ssl_loss
 from ssnas.reporting import Reporter
 from ssnas.stages.loop import Batch, Best, DevCheck, Loop
 from ssnas.stages.training import (
@@ -47,13 +48,13 @@ class PretrainResult:
 
 @torch.no_grad()
 def _dev_loss(network: FixedNet, projector: nn.Module, data: NodeData, rows: torch.Tensor, modality: tuple[int, ...],
-              views: ViewConfig, config: PretrainConfig, seed: int, stacked: bool) -> float:
+              views: ViewConfig, config: PretrainConfig, seed: int, stacked: bool, loss: SSLLoss) -> float:
     network.eval()
     projector.eval()
     generator = torch.Generator().manual_seed(seed)  # the same views every epoch: comparable losses
     losses = [
         float(contrastive_loss(network, projector, data.batch(index), modality, views, config.temperature, generator,
-                               stacked))
+                               stacked, loss))
         for index in batch_indices(rows, config.batch_size, None, drop_last=False)
     ]
     return sum(losses) / len(losses)  # the loop puts both back in training mode
@@ -93,20 +94,21 @@ def pretrain(
     best = Best.start("dev_loss", float("inf"), lambda: {"network": copy.deepcopy(network.state_dict())}, lower=True)
     loop = Loop("pretrain", reporter, budget, (train,), runtime.seed, (network, projector), resume, best=best)
     train_loss = runtime.compiled(contrastive_loss)
+    view_loss = ssl_loss(config.ssl_loss)
 
     def step(batch: Batch) -> torch.Tensor:
         cosine_lr(optimizer, config.lr, config.lr_min, loop.progress)
         views_of_step = torch.Generator().manual_seed(step_seed(runtime.seed, loop.at.step))
         with runtime.autocast(device):
             loss = train_loss(network, projector, data.batch(batch[0]), modality, views, config.temperature,
-                              views_of_step, runtime.batch_views).float()
+                              views_of_step, runtime.batch_views, view_loss).float()
         descend(loss, optimizer, params, config.grad_clip)
         return loss
 
     def end_epoch(epoch: int, step: int) -> DevCheck:
         with runtime.autocast(device):
             dev_loss = _dev_loss(network, projector, data, dev, modality, views, config, runtime.seed,
-                                 runtime.batch_views)
+                                 runtime.batch_views, view_loss)
         reporter.metric("epoch_loss", dev_loss, step=step, epoch=epoch, split="dev")
         return DevCheck(dev_loss)
 

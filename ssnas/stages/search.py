@@ -30,7 +30,7 @@ from ssnas.nas.genotype import Genotype
 from ssnas.nas.heads import Classifier, ProjectionHead
 from ssnas.nas.space import SpaceConfig
 from ssnas.nas.supernet import Supernet
-from ssnas.objectives import multilabel_bce, nt_xent
+from ssnas.objectives import multilabel_bce, ssl_loss
 from ssnas.reporting import Reporter
 from ssnas.stages.loop import Batch, Loop
 from ssnas.stages.training import NodeData, adam, cosine_lr, descend, plan_budget, step_seed
@@ -56,6 +56,7 @@ class SearchObjective(nn.Module):
         self.views = views
         out = supernet.out_features
         self.projector = ProjectionHead(out, out_features=config.projection_dim) if config.uses_ssl else None
+        self.view_loss = ssl_loss(config.ssl_loss)
         self.classifier: Classifier | None = None
         if config.uses_labels:
             assert num_classes is not None, "an objective with labels needs the number of classes"
@@ -85,7 +86,7 @@ class SearchObjective(nn.Module):
         total = torch.zeros((), device=levels[0].device)
         if self.projector is not None:
             z_a, z_b = self.projector(fused[0]), self.projector(fused[1])
-            total = total + self.config.ssl_weight * nt_xent(z_a, z_b, self.config.temperature)
+            total = total + self.config.ssl_weight * self.view_loss(z_a, z_b, self.config.temperature)
         if self.classifier is not None:
             assert targets is not None, "an objective with labels needs the batch's targets"
             logits = self.classifier(fused[-1])

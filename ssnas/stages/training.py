@@ -16,7 +16,7 @@ from ssnas.data.pyramids import FeatureSet, input_nodes
 from ssnas.data.views import make_views
 from ssnas.errors import SsnasError
 from ssnas.nas.batching import fuse_batches
-from ssnas.objectives import nt_xent
+from ssnas.objectives import SSLLoss, nt_xent
 
 if TYPE_CHECKING:
     from ssnas.nas.fixed import FixedNet
@@ -159,15 +159,16 @@ def contrastive_loss(
     temperature: float,
     generator: torch.Generator | None,
     stacked: bool = True,
+    loss: SSLLoss = nt_xent,
 ) -> torch.Tensor:
-    """NT-Xent between two feature-level views of each sample's fused representation.
+    """`loss` (NT-Xent, or a plugin's) between two feature-level views of each sample's fused representation.
 
     The views are made after the input projections, so the stem runs once per sample rather
     than once per view; `stacked` fuses both views in one pass (see `nas.batching`).
     """
     nodes = network.embed(levels)
     fused_a, fused_b = fuse_batches(network, make_views(nodes, node_modality, views, generator), stacked)
-    return nt_xent(projector(fused_a), projector(fused_b), temperature)
+    return loss(projector(fused_a), projector(fused_b), temperature)
 
 
 def adam(params: list[nn.Parameter], *, lr: float, weight_decay: float,

@@ -24,13 +24,14 @@ class ReportScreen(Screen):
             super().__init__()
             self.tables, self.plot, self.error = tables, plot, error
 
-    def __init__(self, reader: RegistryReader, group_id: str) -> None:
+    def __init__(self, reader: RegistryReader, group_id: str, label: str | None = None) -> None:
         super().__init__(id="report-screen")
         self.reader = reader
-        self.group_id = group_id
+        self.group_id = group_id  # a group id, or a tag (a study's: study:NAME)
+        self.label = label or f"group {group_id}"
 
     def compose(self) -> ComposeResult:
-        yield Static(f"report of group {self.group_id} — reading ...", id="report-title")
+        yield Static(f"report of {self.label} — reading ...", id="report-title")
         with VerticalScroll(id="report-body"):
             yield Static(id="report-tables")
             yield Static(id="report-plot")
@@ -53,9 +54,9 @@ class ReportScreen(Screen):
     def on_report_screen_built(self, message: Built) -> None:
         title = self.query_one("#report-title", Static)
         if message.error:
-            title.update(Text(f"report of group {self.group_id}: {message.error}", style="bold red"))
+            title.update(Text(f"report of {self.label}: {message.error}", style="bold red"))
             return
-        title.update(f"report of group {self.group_id} (as `ssnas report {self.group_id}`)")
+        title.update(f"report of {self.label} (as `ssnas report {self.group_id}`)")
         self.query_one("#report-tables", Static).update(Text(message.tables))
         self.query_one("#report-plot", Static).update(Text(message.plot))
 
