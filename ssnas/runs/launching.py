@@ -331,8 +331,6 @@ def _ray_options(runs_dir: Path, options: LaunchOptions, stored: Run | None) -> 
     """Ray installed and the cluster reachable (its address resolved). What each run asks for is what is given
     now (a run resumed or rerun after its node died must not ask for that node's resources again); without an
     address, the cluster `stored`'s run went to."""
-    import dataclasses
-
     from ssnas.cluster import RayOptions, connect, import_ray
 
     import_ray()  # not installed: one line, before the registry is touched
