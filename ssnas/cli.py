@@ -1,4 +1,5 @@
-"""The `ssnas` command line: thin over library calls; nothing heavy is imported until a command runs."""
+"""The `ssnas` command line: thin over library calls. A command's module is imported only when it runs,
+so `ssnas --help` and completion stay fast (tests/test_imports.py)."""
 
 from __future__ import annotations
 
@@ -6,42 +7,76 @@ import sys
 
 import click
 
-from ssnas.commands import demo as demo_commands
-from ssnas.commands import features as features_commands
-from ssnas.commands import inspect as inspect_commands
-from ssnas.commands import launch as launch_commands
-from ssnas.commands import manage as manage_commands
-from ssnas.commands import plugins as plugins_commands
-from ssnas.commands import queue as queue_commands
-from ssnas.commands import report as report_commands
-from ssnas.commands import tui as tui_commands
-from ssnas.commands import tune as tune_commands
-from ssnas.runs.service import RunService
+from ssnas.commands.lazy import CommandEntry, LazyGroup
+
+COMMANDS = {
+    "arch": CommandEntry("ssnas.commands.inspect:arch_command",
+                         "A search's architecture weights at one epoch, argmax marked, with how sure each choice is "
+                         "and a verdict, and how the argmax and the certainty moved."),
+    "baselines": CommandEntry("ssnas.commands.demo:baselines", "The bundled genotypes, to diff runs against."),
+    "compare": CommandEntry("ssnas.commands.inspect:compare_command",
+                            "Runs side by side: differing config values, final metrics, status, duration, genotype "
+                            "similarity."),
+    "demo": CommandEntry("ssnas.commands.demo:demo",
+                         "Search -> pretrain -> fine-tune on the embedded synthetic dataset, in this process."),
+    "diff": CommandEntry("ssnas.commands.inspect:diff_command",
+                         "A run's latest genotype against another run's or a bundled baseline: differing choices and "
+                         "similarity."),
+    "export": CommandEntry("ssnas.commands.inspect:export_command",
+                           "Write a run's genotype, metrics and resolved recipe to a folder, for papers and other "
+                           "tools; or runs into an MLflow store (--mlflow), every run without RUN, --where or "
+                           "--group."),
+    "features": CommandEntry("ssnas.commands.features:features",
+                             "Write ssnas-features/1 files: a known dataset's pyramids, or your own arrays "
+                             "(from-arrays)."),
+    "kill": CommandEntry("ssnas.commands.manage:kill",
+                         "Stop runs: a running worker checkpoints and ends killed; a queued run never starts."),
+    "metrics": CommandEntry("ssnas.commands.inspect:metrics_command",
+                            "A run's metrics: a summary of every series, or one series as a table or a plot."),
+    "plugins": CommandEntry("ssnas.commands.plugins:plugins_command",
+                            "The installed plugins of every group: name, distribution, version and object."),
+    "queue": CommandEntry("ssnas.commands.queue:queue_command",
+                          "Show the runs folder's scheduler and queue (running, then queued runs in start order, "
+                          "with why each waits); start a scheduler for queued runs that have none."),
+    "recipe": CommandEntry("ssnas.commands.launch:recipe", "Inspect recipes."),
+    "report": CommandEntry("ssnas.commands.report:report",
+                           "Per arm and label ratio: test F1 over seeds, gap to no-search baselines, architectures, "
+                           "search; ssl - random."),
+    "rerun": CommandEntry("ssnas.commands.launch:rerun",
+                          "Run runs again from the start as new runs with the same recipe (and the same parent), or "
+                          "with --set overrides."),
+    "resume": CommandEntry("ssnas.commands.launch:resume",
+                           "Continue a killed, failed or lost run from its last checkpoint, under the same id (and its "
+                           "queued children)."),
+    "rm": CommandEntry("ssnas.commands.manage:rm",
+                       "Delete runs: their registry rows and their folders (asks first)."),
+    "run": CommandEntry("ssnas.commands.launch:run",
+                        "Validate a recipe, queue its runs for the runs folder's scheduler, and follow them."),
+    "runs": CommandEntry("ssnas.commands.inspect:runs_command",
+                         "List runs, newest first: status, progress, elapsed time, loss and F1; or the fields you "
+                         "choose, as a table, CSV, JSON or Parquet."),
+    "show": CommandEntry("ssnas.commands.inspect:show_command",
+                         "Everything about one run: fields, recipe, genotype, metrics, files, last events."),
+    "tag": CommandEntry("ssnas.commands.manage:tag", "Add (or remove) tags on a run."),
+    "tui": CommandEntry("ssnas.commands.tui:tui",
+                        "Live dashboard: runs as they train, their curves, weights, genotypes and logs; launch, kill, "
+                        "tag, compare."),
+    "tune": CommandEntry("ssnas.commands.tune:tune_command",
+                         "Tune the keys of RECIPE's [tune] table with Optuna's ask-and-tell."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ssnas")
 @click.option("--runs", "runs_dir", envvar="SSNAS_RUNS", type=click.Path(file_okay=False),
               help="The runs folder (registry.db and one folder per run). Default: ./runs.")
 @click.pass_context
 def main(ctx: click.Context, runs_dir: str | None) -> None:
     """Self-supervised architecture search for multimodal fusion networks, and its experiments."""
+    from ssnas.runs.service import RunService
+
     ctx.obj = RunService(runs_dir)
 
-
-for _command in (
-    launch_commands.run, inspect_commands.runs_command, inspect_commands.show_command,
-    inspect_commands.metrics_command, inspect_commands.arch_command, inspect_commands.diff_command,
-    inspect_commands.compare_command, manage_commands.kill,
-    launch_commands.resume, launch_commands.rerun, queue_commands.queue_command, manage_commands.tag,
-    inspect_commands.export_command, manage_commands.rm, launch_commands.recipe, demo_commands.baselines,
-    features_commands.features, demo_commands.demo, report_commands.report, tui_commands.tui,
-    tune_commands.tune_command,
-    plugins_commands.plugins_command,
-):
-    main.add_command(_command)
-
-demo = demo_commands.demo
 
 if __name__ == "__main__":
     sys.exit(main())
