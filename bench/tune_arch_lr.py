@@ -4,10 +4,13 @@ In one fresh runs folder it runs bench/tune_arch_lr.toml as it is (a self-superv
 searched genotype fine-tuned from scratch, at base.toml's arch_lr 3e-2), then an Optuna study of
 `--trials` trials over search.arch_lr on the same recipe (TPE, median pruner, two trials in flight,
 max-parallel 2), and prints side by side the default's dev and test F1 weighted and the best trial's,
-the best chosen on dev F1 alone, then every trial and the budget (trials, wall time). Both use run.seed
-0: the data, the labeled subset and the initialization are the same, only arch_lr differs.
+the best chosen on dev F1 alone, then every trial and the budget (trials, wall time). Both use the same
+seeds: the data, the labeled subset and the initialization are the same, only arch_lr differs. With
+`--seeds N` every chain, the default's and each trial's, runs for seeds 0..N-1 (a sweep over run.seed)
+and its scores are means over them: the objective a study should have when one seed's dev F1 moves in
+steps as large as the differences it is asked to find.
 
-    python bench/tune_arch_lr.py [--trials 12] [--keep DIR]
+    python bench/tune_arch_lr.py [--trials 12] [--seeds 1] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import argparse
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -37,21 +41,23 @@ KEY = "search.arch_lr"
 STUDY = "tune_arch_lr"
 
 
-def run_default(runs: Path, options: LaunchOptions) -> tuple[float, float, float]:
-    """(dev F1 weighted at the kept epoch, test F1 weighted, seconds) of the recipe as it is."""
+def run_default(runs: Path, overrides: list[str], options: LaunchOptions) -> tuple[float, float, float]:
+    """(dev F1 weighted at the kept epoch, test F1 weighted, seconds) of the recipe as it is: means over its
+    chains (one per seed)."""
     started = time.perf_counter()
-    launched = launching.submit(runs, str(RECIPE), ['run.tags=["default"]'], options)
+    launched = launching.submit(runs, str(RECIPE), ['run.tags=["default"]', *overrides], options)
     launching.wait_for(runs, launched.run_ids)
     seconds = time.perf_counter() - started
     with Registry(runs / "registry.db", create=False, readonly=True) as registry:
-        runs_of_chain = [registry.get_run(run_id) for run_id in launched.run_ids]
-        bad = [run for run in runs_of_chain if run.status != "finished"]
+        runs_of_chains = [registry.get_run(run_id) for run_id in launched.run_ids]
+        bad = [run for run in runs_of_chains if run.status != "finished"]
         if bad:
             raise SystemExit(f"the default chain did not finish: {bad[0].short_id} {bad[0].status} {bad[0].error}")
-        (end,) = chain_ends(runs_of_chain)
-        dev = kept_value(registry, end, "f1_weighted")
-    assert dev is not None and end.test_f1 is not None
-    return dev, end.test_f1, seconds
+        ends = chain_ends(runs_of_chains)
+        devs = [kept_value(registry, end, "f1_weighted") for end in ends]
+    tests = [end.test_f1 for end in ends]
+    assert all(value is not None for value in devs + tests)
+    return statistics.fmean(devs), statistics.fmean(tests), seconds  # type: ignore[arg-type]
 
 
 def aligned(rows: list[list[str]]) -> str:
@@ -66,19 +72,22 @@ def minutes(seconds: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--seeds", type=int, default=1, help="chains per trial, seeds 0..N-1; scores are means")
     parser.add_argument("--keep", type=Path, help="runs folder to use and keep (default: a temporary one)")
     args = parser.parse_args()
     runs = args.keep or Path(tempfile.mkdtemp(prefix="tune-bench-"))
     options = LaunchOptions(max_parallel=2)
+    overrides = [f"sweep.seed={list(range(args.seeds))}"] if args.seeds > 1 else []
     default_lr = load_recipe(RECIPE).search[KEY.split(".")[1]]
     load_before = os.getloadavg()[0]
     print(f"runs folder {runs}; {platform.machine()}, {os.cpu_count()} CPUs, load average {load_before:.1f}",
           flush=True)
     try:
-        dev, test, default_seconds = run_default(runs, options)
+        dev, test, default_seconds = run_default(runs, overrides, options)
         print(f"default ({KEY}={default_lr:g}): dev {dev:.4f}, test {test:.4f}, {minutes(default_seconds)}", flush=True)
         started = time.perf_counter()
-        states = tune(runs, TuneRequest(str(RECIPE), study=STUDY, trials=args.trials, launch=options),
+        request = TuneRequest(str(RECIPE), tuple(overrides), study=STUDY, trials=args.trials, launch=options)
+        states = tune(runs, request,
                       lambda line: print(f"[{minutes(time.perf_counter() - started)}] {line}", flush=True))
         study_seconds = time.perf_counter() - started
         with Registry(runs / "registry.db", create=False, readonly=True) as registry:
@@ -95,7 +104,8 @@ def main() -> None:
                     f"{best.test_f1:.4f}"],
                    ["best - default", "", f"{best.value - dev:+.4f}", f"{best.test_f1 - test:+.4f}"]]))
     told = ", ".join(f"{n} {state}" for state, n in states.items())
-    print(f"budget: {args.trials} trials ({told}), 2 in flight, max-parallel 2; study wall {minutes(study_seconds)}"
+    print(f"budget: {args.trials} trials ({told}) of {args.seeds} seed(s) each, 2 in flight, max-parallel 2; "
+          f"study wall {minutes(study_seconds)}"
           f" (the default chain: {minutes(default_seconds)}); load average {load_before:.1f} -> "
           f"{os.getloadavg()[0]:.1f}")
     print()
