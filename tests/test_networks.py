@@ -110,6 +110,28 @@ def test_gumbel_relaxation_runs_one_primitive_per_step_and_still_moves_every_cho
         assert p.grad is not None and p.grad.abs().sum() > 0
 
 
+def test_gumbel_projects_only_the_input_nodes_some_slot_sampled():
+    """A slot reads its one sampled input: nodes no slot drew are never projected, and get no gradient."""
+    space = SpaceConfig(cells=2, steps=1, channels=8, positions=4, dropout=0.0)
+    projected_somewhere_else = 0
+    for seed in range(8):
+        supernet = Supernet(IN_CHANNELS, NAMES, space, relaxation="gumbel").train()
+        projected = []
+        for index, node in supernet.stem.nodes.items():
+            node.register_forward_hook(lambda module, args, out, index=int(index): projected.append(index))
+        supernet.draw(torch.Generator().manual_seed(seed))
+        sampled = {int(c) for k, logits in enumerate(supernet.cell_input_logits)
+                   for c in (logits.detach() + supernet._noise[f"cell_input{k}"]).argmax(dim=-1) if c < len(NAMES)}
+        (supernet(levels()) ** 2).mean().backward()
+        assert sorted(projected) == sorted(sampled)
+        for index, node in supernet.stem.nodes.items():
+            assert (node.linear.weight.grad is not None) == (int(index) in sampled)
+        # every choice is in the graph (a draw of `zero` or an unread slot gives its logits a zero gradient)
+        assert all(p.grad is not None for p in supernet.arch_parameters())
+        projected_somewhere_else += len(sampled) < len(NAMES)
+    assert projected_somewhere_else  # some draws leave nodes out (else this test shows nothing)
+
+
 def test_gumbel_draws_repeat_with_the_generator_and_evaluation_uses_the_softmax():
     space = SpaceConfig(cells=2, steps=1, channels=8, positions=4, dropout=0.0)
     supernet = Supernet(IN_CHANNELS, NAMES, space, relaxation="gumbel").train()

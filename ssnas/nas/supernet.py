@@ -8,12 +8,17 @@ LayerNorm(op(x, y) + x): x is the residual and the attention query, y what it at
 
 Two relaxations. "softmax" (DARTS) mixes every candidate by its softmaxed weight. "gumbel" (GDAS)
 samples one candidate per choice and forward pass from Gumbel-softmax at temperature `tau`, as a
-one-hot vector whose gradient is the soft sample's (straight-through): a step computes only its
-sampled primitive, and every architecture weight still gets a gradient. Evaluation (eval mode)
-uses the softmax in both cases.
+one-hot vector whose gradient is the soft sample's (straight-through). Only what was sampled is
+computed: a step runs its sampled primitive, a slot reads its sampled input, and input nodes that no
+slot sampled are not projected at all. The sampled candidate is scaled by its one-hot weight (1 in
+the forward pass), and that weight's gradient reaches every logit of the choice through the
+softmax, so every architecture weight still learns. Evaluation (eval mode) uses the softmax in both
+cases.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -30,6 +35,16 @@ def _mix(weights: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
     return torch.tensordot(weights.to(candidates.dtype), candidates, dims=1)
 
 
+def _pick(one_hot: torch.Tensor, candidates: Sequence[torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    """(slots, n) straight-through one-hot weights -> (slots, B, L, C): each slot's sampled candidate times
+    its weight, the only candidate a slot reads (GDAS)."""
+    picked = []
+    for row in one_hot:
+        chosen = int(row.argmax())
+        picked.append(row[chosen].to(candidates[chosen].dtype) * candidates[chosen])
+    return torch.stack(picked)
+
+
 class SearchStep(nn.Module):
     """A step that computes every primitive and sums them by their weights."""
 
@@ -42,12 +57,13 @@ class SearchStep(nn.Module):
 
     def forward(self, candidates: torch.Tensor, input_weights: torch.Tensor, op_weights: torch.Tensor,
                 sampled: bool = False) -> torch.Tensor:
-        x, y = _mix(input_weights, candidates)
-        if sampled:  # one-hot: only the chosen primitive runs; its weight (1 forward) carries the gradient
+        if sampled:  # one-hot: only the chosen inputs and primitive run; their weights carry the gradient
+            x, y = _pick(input_weights, candidates)
             chosen = int(op_weights.argmax())
             name, op = list(self.ops.items())[chosen]
             fused = op_weights[chosen] * (torch.zeros_like(x) if name == "zero" else op(x, y))
             return self.norm(fused, x)
+        x, y = _mix(input_weights, candidates)
         mixed: torch.Tensor | None = None
         for weight, (name, op) in zip(op_weights, self.ops.items(), strict=True):
             if name == "zero":  # contributes nothing; skip the work
@@ -112,8 +128,27 @@ class Supernet(nn.Module):
         return [p for p in self.parameters() if id(p) not in arch]
 
     def embed(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The input nodes, (B, L, C) each: where feature-level views are made."""
-        return self.stem(levels)
+        """The input nodes, (B, L, C) each: where feature-level views are made. When this step's sample is
+        drawn, nodes that no cell slot sampled are zeros, not projections: nothing reads them."""
+        used = self._sampled_nodes()
+        if used is None or len(used) == len(levels):
+            return self.stem(levels)
+        nodes: list[torch.Tensor | None] = [
+            self.stem.nodes[str(i)](level) if i in used else None for i, level in enumerate(levels)
+        ]
+        like = next(node for node in nodes if node is not None)
+        return [torch.zeros_like(like) if node is None else node for node in nodes]
+
+    def _sampled_nodes(self) -> set[int] | None:
+        """The input nodes some cell slot sampled this step (None: not sampling, or no sample drawn)."""
+        if not (self.sampling and self._noise):
+            return None
+        n = len(self.in_channels)
+        used: set[int] = set()
+        for k, logits in enumerate(self.cell_input_logits):
+            chosen = (logits.detach() + self._noise[f"cell_input{k}"]).argmax(dim=-1)
+            used.update(int(c) for c in chosen if int(c) < n)
+        return used
 
     @property
     def sampling(self) -> bool:
@@ -149,15 +184,19 @@ class Supernet(nn.Module):
 
     def fuse(self, nodes: list[torch.Tensor]) -> torch.Tensor:
         steps = self.space.steps
-        inputs = torch.stack(nodes)
+        stacked = None if self.sampling else torch.stack(nodes)
         n = len(nodes)
         cell_outputs: list[torch.Tensor] = []
         for k, cell in enumerate(self.cells):
             weights = self._choice(f"cell_input{k}", self.cell_input_logits[k])
-            # earlier cells are added one by one rather than re-stacking every candidate per cell
-            mixed = _mix(weights[:, :n], inputs)
-            for j, earlier in enumerate(cell_outputs):
-                mixed = mixed + weights[:, n + j, None, None, None] * earlier
+            if self.sampling:
+                mixed = _pick(weights, [*nodes, *cell_outputs])
+            else:
+                # earlier cells are added one by one rather than re-stacking every candidate per cell
+                assert stacked is not None
+                mixed = _mix(weights[:, :n], stacked)
+                for j, earlier in enumerate(cell_outputs):
+                    mixed = mixed + weights[:, n + j, None, None, None] * earlier
             step_inputs = [self._choice(f"step_input{i}", self.step_input_logits[i])
                            for i in range(k * steps, (k + 1) * steps)]
             op_weights = self._choice(f"step_op{k}", self.step_op_logits[k])
