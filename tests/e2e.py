@@ -88,7 +88,7 @@ def scheduler_pid(runs: Path) -> int | None:
 
 def stop_schedulers(folder: Path) -> list[int]:
     """Kill what tests started under `folder`: every scheduler process of a runs folder there, and every
-    worker of one (found by the `--runs` folder on their command line). Returns the pids killed."""
+    worker and fork server of one (found by the `--runs` folder on their command line). Returns the pids killed."""
     root = str(Path(folder).resolve())
     found: list[tuple[int, bool]] = []  # (pid, is the scheduler)
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
@@ -100,7 +100,8 @@ def stop_schedulers(folder: Path) -> list[int]:
             continue
         runs = argv[argv.index("--runs") + 1]
         ours = runs == root or runs.startswith(root + os.sep) or str(Path(runs).resolve()).startswith(root + os.sep)
-        module = next((a for a in argv if a in ("ssnas.scheduling.daemon", "ssnas.worker")), None)
+        # a fork server's workers have its command line (ssnas.scheduling.warm)
+        module = next((a for a in argv if a in ("ssnas.scheduling.daemon", "ssnas.worker", "ssnas.forkserver")), None)
         if ours and module is not None and int(cmdline.parent.name) != os.getpid():
             found.append((int(cmdline.parent.name), module == "ssnas.scheduling.daemon"))
     killed = []

@@ -17,6 +17,7 @@ EXTRAS = ("ray", "pyarrow", "pandas", "mlflow", "optuna", "submitit")
      "ssnas.recipe", "ssnas.cli", "ssnas.cluster.executor", "ssnas.cluster.link",
      "ssnas.data.convert", "ssnas.data.array_files", "ssnas.nas.binding", "ssnas.data.nodes",
      "ssnas.nas.certainty", "ssnas.records", "ssnas.scheduling.executor", "ssnas.scheduling.local",
+     "ssnas.scheduling.warm", "ssnas.forkserver",
      "ssnas.scheduling.scheduler", "ssnas.scheduling.state", "ssnas.scheduling.daemon", "ssnas.runs.launching",
      "ssnas.commands.queue", "ssnas.run_record", "ssnas.runs.service", "ssnas.runs.format", "ssnas.runs.actions",
      "ssnas.runs.compare", "ssnas.runs.export", "ssnas.runs.lookup", "ssnas.plugins", "ssnas.commands.plugins",

@@ -45,6 +45,7 @@ from ssnas.scheduling.state import (
     scheduler_alive,
     update_settings,
 )
+from ssnas.scheduling.warm import WarmStarts, warm_setting
 
 LINGER_S = 2.0  # how long an idle scheduler waits for new runs before it exits
 POLL_S = 0.5  # a pass at least this often (a worker's exit wakes it at once)
@@ -129,7 +130,9 @@ class Daemon:
         self.found = detect_gpus()
         self.cores = cpu_count()
         self.settings = read_settings(runs_dir)
-        self.local = LocalExecutor(self.registry, runs_dir)
+        warm = warm_setting()
+        self.local = LocalExecutor(self.registry, runs_dir,
+                                   warm=None if warm == "off" else WarmStarts(runs_dir, gpus=warm == "all", log=log))
         engines = Engines({LOCAL: self.local}, functools.partial(open_engine, self.registry, runs_dir),
                           pending=options_pending)
         self.scheduler = Scheduler(self.registry, engines, [None], 1, log=log)
@@ -141,6 +144,8 @@ class Daemon:
         slots = settings.slots(self.found)
         self.scheduler.configure(slots, settings.parallel(self.found))
         self.local.cpu_threads = settings.cpu_threads(self.found, self.cores)
+        if self.local.warm is not None:
+            self.local.warm.slots = slots
         record_applied(self.runs_dir, self.scheduler.max_parallel, [s for s in slots if s is not None])
         log(f"settings: {describe(settings, self.found)}")
 
@@ -171,6 +176,7 @@ class Daemon:
                     break
                 idle_since = None
             self.scheduler.wait(POLL_S)
+        self.local.close()
         log("scheduler stopped" if self.stopping else "scheduler idle: exiting")
 
     def _stay(self) -> bool:

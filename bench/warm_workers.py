@@ -1,0 +1,92 @@
+"""The paper's synthetic sweep with cold workers and warm ones: same results, less time (issue 15).
+
+Runs `ssnas run recipes/paper_synthetic.toml --max-parallel 2` (by default one seed and two label ratios)
+twice in one invocation, each in a fresh runs folder: first with every worker a fresh interpreter
+(`SSNAS_WARM_WORKERS=0`), then with workers forked by the scheduler's fork server (the default;
+ssnas.scheduling.warm). It prints wall time, the runs' summed wall time (`run s`), the run count and the
+load average around each variant, then checks that every chain (arm, label ratio, seed) trained the same
+genotype and scored the same test F1 in both; the exit status is 1 when one differs.
+
+    python bench/warm_workers.py [--full] [--warm-first] [--max-parallel 2] [--keep DIR] [--set KEY=VALUE ...]
+
+`--full` runs the whole recipe (three seeds, five ratios: about an hour for both variants on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shared_stages import QUICK, chains, run_sweep  # noqa: E402
+
+VARIANTS = (("cold", "0"), ("warm", "1"))
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="recipes/paper_synthetic.toml", help="relative to the repository root")
+    parser.add_argument("--full", action="store_true", help="every seed and ratio (default: " + " ".join(QUICK) + ")")
+    parser.add_argument("--max-parallel", type=int, default=2)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--keep", type=Path, help="leave the two runs folders here (default: removed)")
+    parser.add_argument("--warm-first", action="store_true", help="run the warm variant first (load drifts)")
+    args = parser.parse_args()
+    overrides = [*([] if args.full else QUICK), *args.overrides]
+
+    scratch = args.keep or Path(tempfile.mkdtemp(prefix="ssnas-warm-workers-"))
+    results = {}
+    try:
+        for name, setting in VARIANTS[::-1] if args.warm_first else VARIANTS:
+            runs = scratch / name
+            if runs.exists():
+                shutil.rmtree(runs)
+            os.environ["SSNAS_WARM_WORKERS"] = setting  # the scheduler `ssnas run` starts inherits it
+            before = load()
+            seconds = run_sweep(runs, args.recipe, overrides, args.max_parallel, share=True)
+            counts, found = chains(runs)
+            results[name] = (seconds, counts, found, before, load())
+            print(f"  {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    finally:
+        if args.keep is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    command = " ".join(["ssnas run", args.recipe, f"--max-parallel {args.max_parallel}",
+                        *(f"--set '{text}'" for text in overrides)])
+    print(f"{command}: {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"{'variant':<8} {'wall s':>8} {'run s':>7} {'runs':>5} {'finished':>9}  load before / after (1, 5, 15 min)")
+    for name, (seconds, counts, _, before, after) in results.items():
+        runs = sum(counts[stage] for stage in ("search", "pretrain", "finetune"))
+        print(f"{name:<8} {seconds:>8.1f} {counts['run seconds']:>7} {runs:>5} {counts['status finished']:>9}  "
+              f"{before} / {after}")
+    (cold_seconds, _, cold, _, _), (warm_seconds, _, warm, _, _) = results["cold"], results["warm"]
+    print(f"speed-up: {cold_seconds / warm_seconds:.2f}x ({warm_seconds / cold_seconds:.0%} of the time)")
+
+    differences = []
+    for chain in sorted(set(cold) | set(warm), key=lambda c: (c[0], c[1] or 0, c[2] or 0)):
+        before, after = cold.get(chain), warm.get(chain)
+        if before is None or after is None:
+            differences.append(f"{chain}: only {'warm' if before is None else 'cold'}")
+        elif before[2] != "finished" or after[2] != "finished":
+            differences.append(f"{chain}: status cold {before[2]}, warm {after[2]}")
+        elif before[:2] != after[:2]:
+            what = [w for w, a, b in (("genotype", before[0], after[0]), ("test F1", before[1], after[1])) if a != b]
+            differences.append(f"{chain}: {' and '.join(what)} differ: cold F1 {before[1]}, warm F1 {after[1]}")
+    print(f"chains compared: {len(set(cold) | set(warm))}; identical genotype and test F1: "
+          f"{len(set(cold) | set(warm)) - len(differences)}")
+    for line in differences:
+        print(f"  DIFFERENT {line}")
+    return 1 if differences else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
