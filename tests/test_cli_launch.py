@@ -82,7 +82,7 @@ def test_recipe_show_resolves_extends_and_sweeps(tmp_path):
     done = invoke(tmp_path, "recipe", "show", str(RECIPES / "pipeline.toml"), "--set", "sweep.seed=[0, 1]")
     assert done.exit_code == 0, done.output
     assert 'stages = ["search", "pretrain", "finetune"]' in done.output and "epochs = 10" in done.output
-    assert "the sweep expands into 2 runs" in done.output
+    assert "# 2 chains, 6 runs queued by `ssnas run`" in done.output  # three stages per chain, nothing shared
     assert not (tmp_path / "registry.db").exists()  # showing a recipe creates nothing
 
 

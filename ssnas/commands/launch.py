@@ -232,13 +232,17 @@ def recipe() -> None:
 @reports_errors
 def recipe_show(path: str, overrides: tuple[str, ...]) -> None:
     """Print a recipe resolved: extends merged, overrides applied, every default filled in."""
-    from ssnas.recipe import expand_sweep, format_recipe, load_recipe
+    from ssnas.recipe import format_recipe, load_recipe
+    from ssnas.submit import plan_runs, recipe_points
 
     loaded = load_recipe(path, overrides)
     click.echo(format_recipe(loaded), nl=False)
-    points = expand_sweep(loaded)
-    if len(points) > 1:
-        click.echo(f"# the sweep expands into {len(points)} runs: " + ", ".join(p.run.name for p in points))
+    points = recipe_points(loaded)
+    runs = len(plan_runs(points))
+    if len(points) > 1 or runs > 1:
+        chains = f"{len(points)} chain{'s' if len(points) > 1 else ''}"
+        click.echo(f"# {chains}, {runs} runs queued by `ssnas run` (label-free stages shared between chains; "
+                   "--no-share: one per chain): " + ", ".join(p.recipe.run.name for p in points))
 
 
 @click.command()
