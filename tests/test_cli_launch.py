@@ -62,7 +62,7 @@ def test_kill_of_a_queued_run_marks_it_killed(tmp_path):
 def test_resume_refuses_a_finished_run(tmp_path):
     _, [a] = make_runs(tmp_path, count=1)
     done = invoke(tmp_path, "resume", a[:6])
-    assert done.exit_code != 0 and "only killed, failed, lost runs resume" in done.output
+    assert done.exit_code == 2 and "only killed, failed, lost runs resume" in done.output
 
 
 def test_rerun_needs_runs_or_failed_not_both(tmp_path):
