@@ -532,6 +532,20 @@ def test_compare_shows_metrics_similarity_and_differing_config(runs_dir):
     assert "search.epochs" not in rows and "config that differs" in rows
 
 
+def test_compare_of_one_chains_stages_says_they_share_a_recipe(tmp_path):
+    """A pipeline's stages store one recipe: no key differs, and the stages are what does."""
+    runs = tmp_path / "runs"
+    config = recipe("ssl", 0.1, 0)
+    with Registry(runs / "registry.db") as registry:
+        search = create(registry, runs, "p/search", "search", config, 0)
+        create(registry, runs, "p/finetune", "finetune", config, 60, parent_id=search)
+        ids = [run.id for run in registry.runs()]
+    result = invoke(runs, "compare", *ids)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == (
+        "config: the same recipe in every run; they run different stages of it (finetune, search)")
+
+
 def test_compare_needs_two_runs(runs_dir):
     result = invoke(runs_dir, "compare", "aaaa1")
     assert result.exit_code == 2 and "compare needs at least two runs" in result.output

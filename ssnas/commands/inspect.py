@@ -583,7 +583,9 @@ def compare_command(service: RunService, runs: tuple[str, ...], as_json: bool) -
     if comparison.config:
         click.echo(table(comparison.config, [CONFIG_COLUMN, *comparison.labels]))
     else:
-        click.echo("config: the same in every run")
+        stages = list(dict.fromkeys(run.stage for run in comparison.runs))
+        of_stages = f"; they run different stages of it ({', '.join(stages)})" if len(stages) > 1 else ""
+        click.echo(f"config: the same recipe in every run{of_stages}")
 
 
 # -- export ----------------------------------------------------------------------------------------
