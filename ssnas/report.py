@@ -311,6 +311,7 @@ class Report:
             plt.xticks(ratios, [f"{r:g}" for r in ratios])
         plt.title(f"{self.title}: test F1 (weighted) against label ratio")
         plt.xlabel("label ratio r (log)")
+        plt.limit_size(False, False)  # plotext caps a plot at the terminal's size, 80 columns in a pipe
         plt.plotsize(width, height)
         if not color:
             plt.theme("clear")

@@ -366,6 +366,7 @@ def test_metrics_plot_draws_one_line_per_split_as_text(runs_dir):
     assert "epoch_loss of run aaaa1111" in out and "arch" in out and "train" in out and "step" in out
     assert "\x1b[" not in out  # not a terminal: no colour codes
     assert len(out.splitlines()) >= 10
+    assert max(len(line) for line in out.splitlines()) == 100  # docs/cli.md: plain text, 100 columns wide
 
 
 def test_metrics_plot_needs_a_key_and_falls_back_without_plotext(runs_dir, monkeypatch):

@@ -297,6 +297,7 @@ def plot_series(rows: Sequence[dict], title: str, color: bool, size: tuple[int, 
         plt.plot(xs, [p["value"] for p in points], label=split)
     plt.title(title)
     plt.xlabel("step")
+    plt.limit_size(False, False)  # plotext caps a plot at the terminal's size, 80 columns in a pipe
     plt.plotsize(*size)
     if not color:
         plt.theme("clear")
