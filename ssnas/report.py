@@ -43,8 +43,8 @@ from ssnas.data.nodes import SYNTHETIC_MODALITIES, node_name
 from ssnas.errors import GenotypeError, RegistryError
 from ssnas.nas.certainty import DECIDED_RATIO
 from ssnas.recipe import arm_of
-from ssnas.runs.format import elapsed_seconds, printable
-from ssnas.runs.lookup import run_folder
+from ssnas.runs.format import elapsed_seconds, last_values, printable
+from ssnas.runs.lookup import run_folder, test_scores
 from ssnas.tune.summary import StudySummary, study_of_tag, study_summary
 
 if TYPE_CHECKING:
@@ -530,7 +530,7 @@ def _chain(registry: Registry, finetune: Run, by_id: dict[str, Run],
     search = next((run for run in members if run.stage == "search"), None)
     config = finetune.config or {}
     finished = finetune.status == "finished"
-    test = _last_values(registry.metrics(finetune.id, split="test")) if finished else {}
+    test = test_scores(registry, finetune) if finished else {}
     results = _results(registry, finetune) if finished else {}
     model = (config.get("finetune") or {}).get("model") or results.get("model") or "nas"
     genotype = _genotype(registry, members, search)
@@ -578,7 +578,7 @@ def _search_end(registry: Registry, search: Run | None) -> tuple[float | None, d
     if search is None or search.status != "finished":
         return None, {}
     seconds = elapsed_seconds(search)
-    arch = _last_values(registry.metrics(search.id, split="arch"))
+    arch = last_values(registry.metrics(search.id, split="arch"))
     return seconds, {key: value for key, value in arch.items() if math.isfinite(value)}
 
 
@@ -633,13 +633,6 @@ def planted_recovery(input_nodes_used: set[str], planted: Iterable[str]) -> floa
     planted_set = set(planted)
     union = input_nodes_used | planted_set
     return len(input_nodes_used & planted_set) / len(union) if union else 1.0
-
-
-def _last_values(rows: Iterable[dict]) -> dict[str, float]:
-    values: dict[str, float] = {}
-    for row in rows:
-        values[row["key"]] = row["value"]
-    return values
 
 
 def _ratio_key(ratio: float | None) -> float:

@@ -137,8 +137,9 @@ def add_finetune(registry, runs):
                               (run_id, epoch, epoch, "dev", "f1_weighted", f1, T0),
                               (run_id, epoch, epoch, "dev", "f1_macro", f1 - 0.1, T0)])
     registry.add_metrics([(run_id, 3, None, "test", key, value, T0) for key, value in
-                          (("f1_weighted", 0.512), ("f1_macro", 0.4), ("f1_micro", 0.6), ("f1_samples", 0.58),
-                           ("threshold", 0.35))])
+                          (("f1_weighted", 0.512), ("f1_macro", 0.4), ("f1_micro", 0.6), ("f1_samples", 0.58))])
+    registry.add_metrics([(run_id, 3, 1, "dev", "threshold", 0.35, T0)])  # chosen on dev, as finetune logs it
+    registry.add_genotype(run_id, 0, 0, load_baseline("bmnas-mmimdb").to_json())  # the network it trained
     registry.finish_run(run_id, "finished")
     registry.update_run(run_id, started_at=T0 + 130, ended_at=T0 + 130 + 3725, worked_seconds=3725)
     (runs / run_id).mkdir(parents=True)
@@ -526,6 +527,7 @@ def test_compare_shows_metrics_similarity_and_differing_config(runs_dir):
     assert rows["status"][-3:] == ["finished", "failed", "finished"]
     assert rows["duration"][-3:] == ["1m23s", "1m23s", "1h02m"]
     assert rows["test f1_weighted"][-3:] == ["-", "-", "0.5120"]
+    assert rows["test threshold"][-3:] == ["-", "-", "0.3500"]  # the dev-chosen threshold the test was scored at
     assert rows["best dev F1"][-3:] == ["-", "-", "0.5500"]
     assert rows["genotype similarity"][-3:] == ["1.00", "0.92", "0.92"]
     assert rows["search.objective"][-3:] == ["ssl", "supervised", "ssl"]

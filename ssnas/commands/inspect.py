@@ -35,7 +35,6 @@ from ssnas.runs.format import (
     duration,
     elapsed_seconds,
     field_lines,
-    last_values,
     local_time,
     number,
     percent,
@@ -45,6 +44,7 @@ from ssnas.runs.format import (
     stage_text,
     status_text,
 )
+from ssnas.runs.lookup import test_scores
 from ssnas.runs.service import RunService
 
 if TYPE_CHECKING:
@@ -205,7 +205,7 @@ def _name_corrupt(registry: Registry, shown: set[str]) -> None:
 
 def metric_lines(registry: Registry, run: Run) -> list[str]:
     lines = []
-    test = last_values(registry.metrics(run.id, split="test"))
+    test = test_scores(registry, run)
     if test:
         lines.append("  test     " + "  ".join(f"{key} {value:.4f}" for key, value in test.items()))
     dev = registry.metrics(run.id, key="f1_weighted", split="dev")

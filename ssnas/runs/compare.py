@@ -11,8 +11,8 @@ from typing import Any
 from ssnas.errors import SsnasError
 from ssnas.registry import Registry
 from ssnas.run_record import Run
-from ssnas.runs.format import duration, elapsed_seconds, flatten, last_values, number, plain, short_ids, status_text
-from ssnas.runs.lookup import GenotypeFound, run_genotype
+from ssnas.runs.format import duration, elapsed_seconds, flatten, number, plain, short_ids, status_text
+from ssnas.runs.lookup import GenotypeFound, run_genotype, test_scores
 
 CONFIG_COLUMN = "config that differs"
 
@@ -53,7 +53,7 @@ def compare(registry: Registry, runs_dir: Path, runs: Sequence[Run]) -> Comparis
     if len(set(labels)) < len(labels):
         raise SsnasError("the same run is named twice")
     genotypes = [run_genotype(registry, runs_dir, r) for r in runs]
-    tests = [last_values(registry.metrics(r.id, split="test")) for r in runs]
+    tests = [test_scores(registry, r) for r in runs]
     similarities = genotype_similarities(genotypes)
     differing = differing_keys(runs)
     summary = summary_rows(runs, labels, tests, similarities, genotypes)
