@@ -99,9 +99,7 @@ def main() -> int:
         if args.keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    command = " ".join(["ssnas run", args.recipe, f"--max-parallel {args.max_parallel}",
-                        *(f"--set '{text}'" for text in overrides)])
-    print(f"{command}: {platform.machine()}, {os.cpu_count()} CPUs")
+    print_sweep_command(args.recipe, args.max_parallel, overrides)
     print(f"{'variant':<12} {'wall s':>8} {'run s':>7} {'runs':>5} {'searches':>9} {'pretrains':>10} "
           f"{'finetunes':>10} {'finished':>9}")
     for name, (seconds, counts, _) in results.items():
@@ -111,18 +109,32 @@ def main() -> int:
     (off_seconds, _, off), (on_seconds, _, on) = results["sharing off"], results["sharing on"]
     print(f"speed-up: {off_seconds / on_seconds:.2f}x ({on_seconds / off_seconds:.0%} of the time)")
 
+    return report_chains({"off": off, "on": on})
+
+
+def print_sweep_command(recipe: str, max_parallel: int, overrides: list[str]) -> None:
+    """The `ssnas run` both variants ran, and the machine."""
+    command = " ".join(["ssnas run", recipe, f"--max-parallel {max_parallel}", *(f"--set '{text}'" for text in overrides)])
+    print(f"{command}: {platform.machine()}, {os.cpu_count()} CPUs")
+
+
+def report_chains(variants: dict[str, dict]) -> int:
+    """Print whether every chain (arm, r, seed) of two variants trained the same genotype to the same test
+    F1; 1 when one differs (the exit status), else 0."""
+    (first, a), (second, b) = variants.items()
     differences = []
-    for chain in sorted(set(off) | set(on), key=lambda c: (c[0], c[1] or 0, c[2] or 0)):
-        before, after = off.get(chain), on.get(chain)
+    for chain in sorted(set(a) | set(b), key=lambda c: (c[0], c[1] or 0, c[2] or 0)):
+        before, after = a.get(chain), b.get(chain)
         if before is None or after is None:
-            differences.append(f"{chain}: only {'on' if before is None else 'off'}")
+            differences.append(f"{chain}: only {second if before is None else first}")
         elif before[2] != "finished" or after[2] != "finished":
-            differences.append(f"{chain}: status off {before[2]}, on {after[2]}")
+            differences.append(f"{chain}: status {first} {before[2]}, {second} {after[2]}")
         elif before[:2] != after[:2]:
-            what = [w for w, a, b in (("genotype", before[0], after[0]), ("test F1", before[1], after[1])) if a != b]
-            differences.append(f"{chain}: {' and '.join(what)} differ: off F1 {before[1]}, on F1 {after[1]}")
-    print(f"chains compared: {len(set(off) | set(on))}; identical genotype and test F1: "
-          f"{len(set(off) | set(on)) - len(differences)}")
+            what = [w for w, x, y in (("genotype", before[0], after[0]), ("test F1", before[1], after[1])) if x != y]
+            differences.append(f"{chain}: {' and '.join(what)} differ: {first} F1 {before[1]}, "
+                               f"{second} F1 {after[1]}")
+    print(f"chains compared: {len(set(a) | set(b))}; identical genotype and test F1: "
+          f"{len(set(a) | set(b)) - len(differences)}")
     for line in differences:
         print(f"  DIFFERENT {line}")
     return 1 if differences else 0

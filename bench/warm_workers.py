@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from shared_stages import QUICK, chains, run_sweep  # noqa: E402
+from shared_stages import QUICK, chains, print_sweep_command, report_chains, run_sweep  # noqa: E402
 
 VARIANTS = (("cold", "0"), ("warm", "1"))
 
@@ -60,9 +59,7 @@ def main() -> int:
         if args.keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    command = " ".join(["ssnas run", args.recipe, f"--max-parallel {args.max_parallel}",
-                        *(f"--set '{text}'" for text in overrides)])
-    print(f"{command}: {platform.machine()}, {os.cpu_count()} CPUs")
+    print_sweep_command(args.recipe, args.max_parallel, overrides)
     print(f"{'variant':<8} {'wall s':>8} {'run s':>7} {'runs':>5} {'finished':>9}  load before / after (1, 5, 15 min)")
     for name, (seconds, counts, _, before, after) in results.items():
         runs = sum(counts[stage] for stage in ("search", "pretrain", "finetune"))
@@ -71,21 +68,7 @@ def main() -> int:
     (cold_seconds, _, cold, _, _), (warm_seconds, _, warm, _, _) = results["cold"], results["warm"]
     print(f"speed-up: {cold_seconds / warm_seconds:.2f}x ({warm_seconds / cold_seconds:.0%} of the time)")
 
-    differences = []
-    for chain in sorted(set(cold) | set(warm), key=lambda c: (c[0], c[1] or 0, c[2] or 0)):
-        before, after = cold.get(chain), warm.get(chain)
-        if before is None or after is None:
-            differences.append(f"{chain}: only {'warm' if before is None else 'cold'}")
-        elif before[2] != "finished" or after[2] != "finished":
-            differences.append(f"{chain}: status cold {before[2]}, warm {after[2]}")
-        elif before[:2] != after[:2]:
-            what = [w for w, a, b in (("genotype", before[0], after[0]), ("test F1", before[1], after[1])) if a != b]
-            differences.append(f"{chain}: {' and '.join(what)} differ: cold F1 {before[1]}, warm F1 {after[1]}")
-    print(f"chains compared: {len(set(cold) | set(warm))}; identical genotype and test F1: "
-          f"{len(set(cold) | set(warm)) - len(differences)}")
-    for line in differences:
-        print(f"  DIFFERENT {line}")
-    return 1 if differences else 0
+    return report_chains({"cold": cold, "warm": warm})
 
 
 if __name__ == "__main__":

@@ -69,6 +69,39 @@ def runs_json(runs: Path, *args: str) -> list[dict]:
     return json.loads(ssnas(runs, "runs", "--json", "--limit", "1000", *args, check=True).stdout)
 
 
+def registry_rows(runs: Path) -> list:
+    """The folder's runs, oldest first ([] while its registry is not there yet)."""
+    import sqlite3
+
+    from ssnas.errors import SsnasError
+    from ssnas.registry import Registry
+
+    try:
+        with Registry(runs / "registry.db", create=False, readonly=True) as registry:
+            return registry.runs(sort="created_at")
+    except (SsnasError, sqlite3.Error):
+        return []
+
+
+def running_with_steps(runs: Path, run_id: str, steps: int):
+    """A `wait_for` condition: the run, once it is running and has logged `steps` losses."""
+    from ssnas.registry import Registry
+
+    def check():
+        with Registry(runs / "registry.db", create=False, readonly=True) as registry:
+            run = registry.get_run(run_id)
+            return run if run.status == "running" and len(registry.metrics(run_id, key="loss")) >= steps else None
+    return check
+
+
+def all_ended(runs: Path, count: int):
+    """A `wait_for` condition: the folder's runs, once there are `count` and every one has ended."""
+    def check():
+        now = registry_rows(runs)
+        return now if len(now) == count and all(r.terminal for r in now) else None
+    return check
+
+
 def wait_for(condition, timeout: float = 120, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,17 +8,16 @@ the running scheduler's settings and takes queued runs off; an idle scheduler ex
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
 
-from ssnas.errors import SsnasError
 from ssnas.registry import Registry, pid_alive, this_host
 from ssnas.scheduling.state import read_state, scheduler_alive
-from tests.e2e import scheduler_pid, ssnas, tiny_recipe, wait_for
+from tests.e2e import all_ended, running_with_steps, scheduler_pid, ssnas, tiny_recipe, wait_for
+from tests.e2e import registry_rows as rows
 
 
 @pytest.fixture
@@ -26,33 +25,8 @@ def runs(tmp_path):
     return tmp_path / "runs"
 
 
-def rows(runs):
-    """The folder's runs, oldest first ([] while its registry is not there yet)."""
-    try:
-        with Registry(runs / "registry.db", create=False, readonly=True) as registry:
-            return registry.runs(sort="created_at")
-    except (SsnasError, sqlite3.Error):
-        return []
-
-
 def statuses(runs):
     return {r.id: r.status for r in rows(runs)}
-
-
-def running_with_steps(runs, run_id, steps):
-    registry = Registry(runs / "registry.db", create=False, readonly=True)
-
-    def check():
-        run = registry.get_run(run_id)
-        return run if run.status == "running" and len(registry.metrics(run_id, key="loss")) >= steps else None
-    return check
-
-
-def all_ended(runs, count):
-    def check():
-        now = rows(runs)
-        return now if len(now) == count and all(r.terminal for r in now) else None
-    return check
 
 
 def kill_scheduler(runs):

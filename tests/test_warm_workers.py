@@ -10,30 +10,21 @@ import json
 import os
 import re
 import signal
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from ssnas.errors import SsnasError
 from ssnas.registry import Registry, pid_alive
 from ssnas.scheduling.local import process_name, worker_name, worker_of
 from ssnas.scheduling.state import scheduler_alive
 from ssnas.scheduling.warm import WARM_ENV, warm_setting
-from tests.e2e import scheduler_pid, ssnas, tiny_recipe, wait_for
+from tests.e2e import all_ended, running_with_steps, scheduler_pid, ssnas, tiny_recipe, wait_for
+from tests.e2e import registry_rows as rows
 
 
 @pytest.fixture
 def runs(tmp_path):
     return tmp_path / "runs"
-
-
-def rows(runs):
-    try:
-        with Registry(runs / "registry.db", create=False, readonly=True) as registry:
-            return registry.runs(sort="created_at")
-    except (SsnasError, sqlite3.Error):
-        return []
 
 
 def scheduler_log(runs):
@@ -44,21 +35,6 @@ def scheduler_log(runs):
 def forked(runs):
     """Run id -> pid of each worker a fork server forked, from the scheduler's log."""
     return dict(re.findall(r"(\w+): worker (\d+) forked warm", scheduler_log(runs)))
-
-
-def running_with_steps(runs, run_id, steps):
-    def check():
-        with Registry(runs / "registry.db", create=False, readonly=True) as registry:
-            run = registry.get_run(run_id)
-            return run if run.status == "running" and len(registry.metrics(run_id, key="loss")) >= steps else None
-    return check
-
-
-def all_ended(runs, count):
-    def check():
-        now = rows(runs)
-        return now if len(now) == count and all(r.terminal for r in now) else None
-    return check
 
 
 def outputs(runs):
