@@ -114,7 +114,8 @@ def main() -> int:
 
 def print_sweep_command(recipe: str, max_parallel: int, overrides: list[str]) -> None:
     """The `ssnas run` both variants ran, and the machine."""
-    command = " ".join(["ssnas run", recipe, f"--max-parallel {max_parallel}", *(f"--set '{text}'" for text in overrides)])
+    sets = [f"--set '{text}'" for text in overrides]
+    command = " ".join(["ssnas run", recipe, f"--max-parallel {max_parallel}", *sets])
     print(f"{command}: {platform.machine()}, {os.cpu_count()} CPUs")
 
 
