@@ -173,9 +173,9 @@ def against_bmnas(args: argparse.Namespace, stages: list[str], relaxations: list
         from bmnas_reference import check_checkout
 
         check_checkout(args.bmnas)
+    turns = f", taking turns; BM-NAS maps: {args.bmnas_maps}" if args.bmnas else ""
     print(f"search step against BM-NAS's, MM-IMDB shapes, batch {args.batch}, {args.steps} steps (3 of warm-up), "
-          f"fp32, median of {args.rounds} rounds, taking turns; BM-NAS maps: {args.bmnas_maps}; "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+          f"fp32, median of {args.rounds} rounds{turns}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(f"{'stage':<18} {'relaxation':<10} {'device':<7} {'threads':>7} {'ours/s':>7} {'BM-NAS/s':>8} "
           f"{'ratio':>6} {'cpu ratio':>9}  rounds (ours / BM-NAS samples/s)", flush=True)
     for stage in searches:
