@@ -140,10 +140,14 @@ def test_parquet_on_a_terminal_asks_for_a_file(runs_dir):
     assert done.stderr.splitlines()[-1] == "Error: --format parquet writes binary: give --output FILE, or pipe it"
 
 
+def cli_without(module: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """`ssnas ARGV` in a fresh interpreter where importing `module` fails, as where its extra is not installed."""
+    code = f"import sys; sys.modules[{module!r}] = None; from ssnas.cli import main; main({argv!r})"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
 def test_parquet_without_pyarrow_names_the_extra(runs_dir, tmp_path):
-    code = ("import sys; sys.modules['pyarrow'] = None; from ssnas.cli import main; "
-            f"main(['--runs', {str(runs_dir)!r}, 'runs', '--format', 'parquet', '-o', {str(tmp_path / 'x')!r}])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = cli_without("pyarrow", ["--runs", str(runs_dir), "runs", "--format", "parquet", "-o", str(tmp_path / "x")])
     assert done.returncode == 2
     assert done.stderr == "Error: --format parquet needs pyarrow: pip install 'ssnas[parquet]'\n"
 
@@ -272,9 +276,7 @@ def test_export_to_mlflow_writes_every_param_metric_tag_and_artifact(runs_dir, t
 
 
 def test_export_to_mlflow_without_mlflow_names_the_extra(runs_dir, tmp_path):
-    code = ("import sys; sys.modules['mlflow'] = None; from ssnas.cli import main; "
-            f"main(['--runs', {str(runs_dir)!r}, 'export', '--mlflow', {str(tmp_path / 'm')!r}, 'ccc'])")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = cli_without("mlflow", ["--runs", str(runs_dir), "export", "--mlflow", str(tmp_path / "m"), "ccc"])
     assert done.returncode == 2
     assert done.stderr == "Error: --mlflow needs MLflow: pip install 'ssnas[mlflow]'\n"
     assert not (tmp_path / "m").exists()
