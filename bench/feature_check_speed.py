@@ -5,9 +5,10 @@ temporary folder, then runs `check_feature_file` on it in a fresh process, twice
 file dropped from the page cache (posix_fadvise DONTNEED, so the bytes come from disk), then again
 with it cached. Peak RSS increase is the checking process's peak minus its size after imports:
 what the check itself holds, which the 64 MB row blocks bound whatever the file's size (Linux:
-it reads VmHWM from /proc).
+it reads VmHWM from /proc). With `--record`, the two check times become the ones the docs quote
+(bench/timings.py).
 
-    python bench/feature_check_speed.py [--gb 1.0] [--dir DIR]
+    python bench/feature_check_speed.py [--gb 1.0] [--dir DIR] [--record]
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timings  # noqa: E402
 
 # Per row: what a frozen backbone might give, e.g. a 4x4 map and a vector, a sequence and a vector.
 LEVELS = {"image": [(256, 4, 4), (512,)], "text": [(128, 16), (256,)]}
@@ -92,7 +96,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, default=1.0, help="size of the file to build, in GB (1e9 bytes)")
     parser.add_argument("--dir", type=Path, default=None, help="where to build it (default: a temporary folder)")
+    parser.add_argument("--record", action="store_true", help="store both check times and rewrite the docs")
     args = parser.parse_args()
+    if args.record and args.gb != 1:
+        parser.error("--record stores the figures the docs quote, for a 1 GB file: --gb 1 or no --gb")
+    figures = {}
     folder = Path(tempfile.mkdtemp(prefix="ssnas-check-", dir=args.dir))
     try:
         path = folder / "features.h5"
@@ -105,10 +113,13 @@ def main() -> None:
             if cache == "cold":
                 drop_from_cache(path)
             result = measure(path)
+            figures[f"feature_check_{cache}"] = (result["seconds"], "s")
             print(f"{cache:<8}{size_mb:>9.0f}{result['seconds']:>9.2f}{size_mb / result['seconds']:>8.0f}"
                   f"{result['rss_increase_mb']:>14.0f}")
     finally:
         shutil.rmtree(folder)
+    if args.record:
+        timings.publish(figures)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ the best chosen on dev F1 alone, then every trial and the budget (trials, wall t
 seeds: the data, the labeled subset and the initialization are the same, only arch_lr differs. With
 `--seeds N` every chain, the default's and each trial's, runs for seeds 0..N-1 (a sweep over run.seed)
 and its scores are means over them: the objective a study should have when one seed's dev F1 moves in
-steps as large as the differences it is asked to find.
+steps as large as the differences it is asked to find. With `--record` (at the default trials and seeds) the
+bench's whole wall time becomes the figure docs/tune.md quotes (bench/timings.py).
 
-    python bench/tune_arch_lr.py [--trials 12] [--seeds 1] [--keep DIR]
+    python bench/tune_arch_lr.py [--trials 12] [--seeds 1] [--keep DIR] [--record]
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import timings  # noqa: E402
 
 from ssnas.recipe import load_recipe  # noqa: E402
 from ssnas.registry import Registry  # noqa: E402
@@ -74,7 +78,11 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=1, help="chains per trial, seeds 0..N-1; scores are means")
     parser.add_argument("--keep", type=Path, help="runs folder to use and keep (default: a temporary one)")
+    parser.add_argument("--record", action="store_true", help="store the bench's wall time and rewrite the docs")
     args = parser.parse_args()
+    if args.record and (args.trials, args.seeds) != (12, 1):
+        parser.error("--record stores the figure docs/tune.md quotes, of 12 trials of 1 seed: leave those out")
+    began = time.perf_counter()
     runs = args.keep or Path(tempfile.mkdtemp(prefix="tune-bench-"))
     options = LaunchOptions(max_parallel=2)
     overrides = [f"sweep.seed={list(range(args.seeds))}"] if args.seeds > 1 else []
@@ -112,6 +120,9 @@ def main() -> None:
     print(aligned([summary.columns(), *summary.cells()]))
     for line in summary.notes():
         print(line)
+    if args.record:
+        machine = timings.loaded_machine([load_before, os.getloadavg()[0]])
+        timings.publish({"tune_arch_lr_bench": (time.perf_counter() - began, "s")}, machine)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ so `ssnas --help` and completion stay fast (tests/test_imports.py)."""
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Any
 
 import click
 
@@ -66,7 +68,27 @@ COMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+class SsnasGroup(LazyGroup):
+    """The command table, and the exit status (ssnas.exit_status) of what a command leaves to it: Ctrl-C is an
+    interruption, and any exception that is not click's own is a bug, shown with its traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, BrokenPipeError):
+            raise  # click reports these itself (a closed pipe quietly)
+        except KeyboardInterrupt:
+            from ssnas.exit_status import interrupted
+
+            click.echo("\nAborted!", err=True)
+            raise SystemExit(interrupted(signal.SIGINT)) from None
+        except Exception as error:
+            from ssnas.exit_status import InternalError
+
+            raise InternalError.of(error) from error
+
+
+@click.group(cls=SsnasGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ssnas")
 @click.option("--runs", "runs_dir", envvar="SSNAS_RUNS", type=click.Path(file_okay=False),
               help="The runs folder (registry.db and one folder per run). Default: ./runs.")

@@ -1,19 +1,16 @@
 """The read-only commands (runs, show, metrics, arch, diff, compare, export) on a registry built here."""
 
 import csv
-import dataclasses
 import json
 import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import click
 import pytest
 from click.testing import CliRunner
 
-import ssnas.registry as registry_module
 from ssnas.baselines import load_baseline
 from ssnas.cli import main
 from ssnas.commands import inspect as inspect_commands
@@ -22,49 +19,10 @@ from ssnas.nas.genotype import Genotype
 from ssnas.nas.vocabulary import DEFAULT_PRIMITIVES
 from ssnas.registry import Registry, this_host
 from ssnas.runs.table import DEFAULT_COLUMNS
+from tests.example_registry import INPUTS, T0, build, create, peaked, recipe, searched_genotype
 
-INPUTS = ("image[0]", "image[1]", "image[2]", "image[3]", "text[0]", "text[1]")
 IDS = ("aaaa1111aaaa", "aaaa2222bbbb", "cccc3333cccc", "dddd4444dddd")
 A, B, C, D = IDS
-T0 = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
-
-
-def recipe(objective, label_ratio, seed, stage="search"):
-    """A resolved recipe as `Recipe.to_dict()` stores it (trimmed)."""
-    return {
-        "run": {"name": f"{objective}_search", "stage": stage, "seed": seed, "device": "auto", "bf16": False,
-                "tags": [], "genotype": None},
-        "data": {"dataset": "synthetic", "path": None, "label_ratio": label_ratio, "batch_size": 64,
-                 "synthetic": {"train": 2048, "dev": 512, "test": 512}},
-        "space": {"cells": 2, "steps": 1, "channels": 32, "positions": 16, "primitives": list(DEFAULT_PRIMITIVES),
-                  "cell_multiplier": 2},
-        "search": {"objective": objective, "epochs": 3, "lr": 0.001, "arch_lr": 0.0003, "temperature": 0.2},
-        "finetune": {"epochs": 3, "lr": 0.001},
-        "sweep": {},
-    }
-
-
-def peaked(n, best, top=0.6):
-    return [top if i == best else (1 - top) / (n - 1) for i in range(n)]
-
-
-def arch_weights(cell0_x):
-    """A 2-cell, 1-step space over the synthetic inputs; cell0's slot x favours input `cell0_x`."""
-    return ArchWeights(
-        input_names=INPUTS, primitives=DEFAULT_PRIMITIVES,
-        cell_input=((peaked(6, cell0_x), peaked(6, 4)), (peaked(7, 4), peaked(7, 6))),
-        step_input=(((peaked(2, 1), peaked(2, 0)),), ((peaked(2, 0), peaked(2, 1)),)),
-        step_op=((peaked(5, 4, 0.5),), (peaked(5, 1, 0.4),)),
-        cell_multiplier=2,
-    )
-
-
-def searched_genotype():
-    """BM-NAS's MM-IMDB genotype with cell 1 fusing by `sum` instead of `linear_glu`."""
-    base = load_baseline("bmnas-mmimdb")
-    cell1 = base.cells[1]
-    step = dataclasses.replace(cell1.steps[0], primitive="sum")
-    return Genotype(base.input_names, (base.cells[0], dataclasses.replace(cell1, steps=(step,))), base.concat)
 
 
 @pytest.fixture
@@ -77,81 +35,12 @@ def utc(monkeypatch):
 
 
 @pytest.fixture
-def runs_dir(tmp_path, monkeypatch, utc):
-    """Four runs: A an SSL search (finished, tagged, files on disk), B a supervised search (failed),
-    C a finetune child of A (finished, F1s), D a running search whose worker is gone (read: lost)."""
+def runs_dir(tmp_path, utc):
+    """tests/example_registry.py's four runs: A an SSL search (finished, tagged, files on disk), B a supervised
+    search (failed), C a finetune child of A (finished, F1s), D a running search whose worker is gone (read: lost)."""
     runs = tmp_path / "runs"
-    ids = iter(IDS)
-    monkeypatch.setattr(registry_module, "uuid", SimpleNamespace(uuid4=lambda: SimpleNamespace(hex=next(ids))))
-    with Registry(runs / "registry.db") as registry:
-        add_search(registry, runs, "ssl", 0.1, 0, tags=["paper"])
-        add_search(registry, runs, "supervised", 0.01, 1)
-        add_finetune(registry, runs)
-        add_lost(registry, runs)
+    build(runs, IDS)
     return runs
-
-
-def create(registry, runs, name, stage, config, created, **fields):
-    run_id = registry.create_run(name=name, stage=stage, config=config, dataset="synthetic",
-                                 label_ratio=config["data"]["label_ratio"], seed=config["run"]["seed"],
-                                 group_id="g0123456789a", git_commit="abc1234", host=this_host(),
-                                 versions={"python": "3.11.9", "ssnas": "0.1.0"}, **fields)
-    registry.update_run(run_id, run_dir=str(runs / run_id), created_at=T0 + created)
-    return run_id
-
-
-def add_search(registry, runs, objective, ratio, seed, tags=()):
-    run_id = create(registry, runs, f"{objective}_search", "search", recipe(objective, ratio, seed), seed * 60,
-                    objective=objective, tags=tags, recipe_path="recipes/ssl_search.toml")
-    registry.start_run(run_id, pid=4242, host=this_host(), device="cuda:0")
-    for epoch in range(3):
-        registry.add_metrics([(run_id, 2 * epoch + i, epoch, "train", "loss", 2.0 - 0.25 * (2 * epoch + i), T0)
-                              for i in range(2)])
-        registry.add_metrics([(run_id, 2 * epoch + 1, epoch, "train", "epoch_loss", 1.9 - 0.5 * epoch, T0),
-                              (run_id, 2 * epoch + 1, epoch, "arch", "epoch_loss", 2.1 - 0.5 * epoch, T0)])
-        records = arch_weights(0 if epoch == 0 else 2).records()
-        registry.add_arch_weights([(run_id, 2 * epoch + 1, epoch, r.kind, r.cell, r.step, r.slot, r.choice, r.weight)
-                                   for r in records])
-        genotype = load_baseline("bmnas-mmimdb") if epoch < 2 or objective != "ssl" else searched_genotype()
-        registry.add_genotype(run_id, 2 * epoch + 1, epoch, genotype.to_json())
-    registry.add_events([(run_id, T0 + i, "info", f"event {i}") for i in range(1, 13)])
-    if objective == "ssl":
-        registry.finish_run(run_id, "finished")
-        folder = runs / run_id
-        (folder / "tb").mkdir(parents=True)
-        (folder / "tb" / "events.out.tfevents").write_bytes(b"x" * 10)
-        (folder / "checkpoint.pt").write_bytes(b"x" * 2048)
-        searched_genotype().save(folder / "genotype.json")
-    else:
-        registry.heartbeat(run_id, progress=0.4)
-        registry.finish_run(run_id, "failed", error="RuntimeError: CUDA out of memory")
-    registry.update_run(run_id, started_at=T0 + seed * 60 + 5, ended_at=T0 + seed * 60 + 88, worked_seconds=83)
-
-
-def add_finetune(registry, runs):
-    run_id = create(registry, runs, "ssl_search/finetune", "finetune", recipe("ssl", 0.1, 0, "finetune"), 120,
-                    objective="ssl", parent_id=A)
-    registry.start_run(run_id, pid=4243, host=this_host(), device="cpu")
-    for epoch, f1 in enumerate((0.41, 0.55, 0.52)):
-        registry.add_metrics([(run_id, epoch, epoch, "train", "loss", 0.7 - 0.1 * epoch, T0),
-                              (run_id, epoch, epoch, "dev", "f1_weighted", f1, T0),
-                              (run_id, epoch, epoch, "dev", "f1_macro", f1 - 0.1, T0)])
-    registry.add_metrics([(run_id, 3, None, "test", key, value, T0) for key, value in
-                          (("f1_weighted", 0.512), ("f1_macro", 0.4), ("f1_micro", 0.6), ("f1_samples", 0.58))])
-    registry.add_metrics([(run_id, 3, 1, "dev", "threshold", 0.35, T0)])  # chosen on dev, as finetune logs it
-    registry.add_genotype(run_id, 0, 0, load_baseline("bmnas-mmimdb").to_json())  # the network it trained
-    registry.finish_run(run_id, "finished")
-    registry.update_run(run_id, started_at=T0 + 130, ended_at=T0 + 130 + 3725, worked_seconds=3725)
-    (runs / run_id).mkdir(parents=True)
-    load_baseline("bmnas-mmimdb").save(runs / run_id / "genotype.json")
-
-
-def add_lost(registry, runs):
-    run_id = create(registry, runs, "lost_search", "search", recipe("ssl", 1.0, 2), 180, objective="ssl")
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    registry.start_run(run_id, pid=dead.pid, host=this_host(), device="cuda:1")
-    registry.update_run(run_id, heartbeat_at=T0, progress=0.25)
 
 
 def invoke(runs_dir, *args):
@@ -436,7 +325,7 @@ def flat_search(runs):
     """A registry with one search whose weights barely leave uniform: cell0's slot x and cell0's
     primitive stay below 1.5x uniform, and the step inputs (not judged) too."""
     with Registry(runs / "registry.db") as registry:
-        run_id = create(registry, runs, "flat_search", "search", recipe("ssl", 1.0, 0), 0, objective="ssl")
+        run_id = create(registry, runs, "flat_search", "search", recipe("ssl", 1.0, 0), 0, this_host(), objective="ssl")
         for epoch in range(2):
             w = ArchWeights(
                 input_names=INPUTS, primitives=DEFAULT_PRIMITIVES,
@@ -540,8 +429,8 @@ def test_compare_of_one_chains_stages_says_they_share_a_recipe(tmp_path):
     runs = tmp_path / "runs"
     config = recipe("ssl", 0.1, 0)
     with Registry(runs / "registry.db") as registry:
-        search = create(registry, runs, "p/search", "search", config, 0)
-        create(registry, runs, "p/finetune", "finetune", config, 60, parent_id=search)
+        search = create(registry, runs, "p/search", "search", config, 0, this_host())
+        create(registry, runs, "p/finetune", "finetune", config, 60, this_host(), parent_id=search)
         ids = [run.id for run in registry.runs()]
     result = invoke(runs, "compare", *ids)
     assert result.exit_code == 0, result.output

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from ssnas.exit_status import OK, interrupted
 from ssnas.registry import Registry, pid_alive, this_host
 from ssnas.scheduling.state import read_state, scheduler_alive
 from tests.e2e import all_ended, running_with_steps, scheduler_pid, ssnas, tiny_recipe, wait_for
@@ -113,13 +114,13 @@ def test_ctrl_c_of_a_foreground_run_kills_its_runs_and_leaves_none_queued(tmp_pa
     wait_for(running_with_steps(runs, first, 3))
     cli.send_signal(signal.SIGINT)
     out, err = cli.communicate(timeout=120)
-    assert cli.returncode == 130, err
+    assert cli.returncode == interrupted(signal.SIGINT), err
     assert err.strip().splitlines()[-1].startswith("interrupted: 2 run(s) killed; ssnas resume RUN continues one")
     assert set(statuses(runs).values()) == {"killed"}
     assert (runs / first / "checkpoint.pt").exists()  # the running one checkpointed
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 0), (signal.SIGHUP, 128 + signal.SIGHUP)])
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, OK), (signal.SIGHUP, interrupted(signal.SIGHUP))])
 def test_a_foreground_run_that_detaches_leaves_its_runs_going(tmp_path, runs, signum, code):
     recipe = tiny_recipe(tmp_path, epochs=20)
     cli = foreground(runs, str(recipe), "--on-interrupt", "detach")

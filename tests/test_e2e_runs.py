@@ -7,6 +7,7 @@ import signal
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ssnas.exit_status import NOT_DONE
 from ssnas.registry import Registry
 from tests.e2e import RECIPES, runs_json, ssnas, tiny_recipe, wait_for
 
@@ -186,7 +187,7 @@ def test_a_run_that_diverges_ends_failed_with_its_reason(tmp_path, runs):
                       '[space]\nchannels = 8\npositions = 4\n')
     done = ssnas(runs, "run", str(recipe))
     [run] = runs_json(runs)
-    assert done.returncode == 1 and "did not finish" in done.stderr
+    assert done.returncode == NOT_DONE and "did not finish" in done.stderr
     assert run["status"] == "failed" and run["error"].startswith("NonFiniteLoss: search: loss became ")
 
 

@@ -8,7 +8,6 @@ import csv
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +20,6 @@ from ssnas.registry import Registry
 from ssnas.runs import table as run_table
 from tests.test_cli_inspect import A, B, C, D, T0, invoke, runs_dir, utc  # noqa: F401  (fixtures)
 
-DOCS = Path(__file__).parents[1] / "docs" / "cli.md"
 COLUMNS = "id,name,seed,best_f1,test_f1,search.arch_lr,data.label_ratio,metric.dev.f1_weighted,tags,created_at"
 
 
@@ -187,25 +185,6 @@ def test_parquet_of_no_runs_has_the_columns(tmp_path):
     frame = pd.read_parquet(io.BytesIO(result.stdout_bytes))
     assert list(frame.columns) == ["id", "best_f1", "search.lr"] and len(frame) == 0
     assert str(frame["best_f1"].dtype) == "float64"
-
-
-def documented_python(heading: str) -> str:
-    """The ```python block under a heading of docs/cli.md."""
-    section = DOCS.read_text().split(heading, 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.DOTALL).group(1)
-
-
-def test_the_documented_pandas_snippet_runs(runs_dir, monkeypatch):
-    pd = pytest.importorskip("pandas")
-    pytest.importorskip("pyarrow")
-    monkeypatch.chdir(runs_dir.parent)  # ./runs, the default runs folder
-    monkeypatch.delenv("SSNAS_RUNS", raising=False)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `ssnas`
-    scope: dict = {}
-    exec(documented_python("### Into pandas"), scope)
-    runs = scope["runs"]
-    assert isinstance(runs, pd.DataFrame) and list(runs["id"]) == [D, C, B, A]
-    assert runs.set_index("id").loc[C, "metric.test.f1_weighted"] == 0.512
 
 
 # -- compare --json

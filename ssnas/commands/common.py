@@ -12,14 +12,15 @@ from typing import Any
 
 import click
 
+from ssnas import exit_status
 from ssnas.runs.format import printable
 from ssnas.runs.service import RunService
 
 
 class UserError(click.ClickException):
-    """A library error shown as one line (exit code 2), never a traceback; control characters escaped."""
+    """A library error shown as one line (exit status USAGE), never a traceback; control characters escaped."""
 
-    exit_code = 2
+    exit_code = exit_status.USAGE
 
     def __init__(self, message: str) -> None:
         super().__init__(printable(message))
@@ -27,7 +28,7 @@ class UserError(click.ClickException):
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn the library's own errors, and a file the system will not read or write (a read-only or full
-    disk, a path under a file), into one line naming what failed and exit code 2."""
+    disk, a path under a file), into one line naming what failed and exit status USAGE."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ssnas import exit_status
 from ssnas.commands.common import RUN, emit, pass_service, reports_errors
 from ssnas.runs.service import RunService
 
@@ -137,7 +138,13 @@ def _start(service: RunService, launched: Launched, detach: bool, on_interrupt: 
                   "error": lambda v: v or ""})
     failed = [r for r in rows if r.status != "finished"]
     if failed:
-        raise click.ClickException(f"{len(failed)} of {len(rows)} run(s) did not finish")
+        raise NotFinished(f"{len(failed)} of {len(rows)} run(s) did not finish")
+
+
+class NotFinished(click.ClickException):
+    """Runs a command followed that ended otherwise than finished: the command worked, its runs did not."""
+
+    exit_code = exit_status.NOT_DONE
 
 
 class Interrupted(Exception):
@@ -174,13 +181,13 @@ def _interrupted(service: RunService, run_ids: list[str], view: Any, signum: int
     """Detach (SIGHUP always: the terminal is gone, nothing can be printed) or kill this launch's runs."""
     from ssnas.runs.launching import cancel, wait_for
 
-    code = 128 + signum
+    code = exit_status.interrupted(signum)
     if signum == signal.SIGHUP:
         raise SystemExit(code)
     view.close()
     if on_interrupt == "detach":
         click.echo(f"detached: the runs go on; follow with: {follow_hint(service.runs_dir)}", err=True)
-        raise SystemExit(0)
+        raise SystemExit(exit_status.OK)
     stopped = [outcome for outcome in cancel(service.runs_dir, run_ids) if outcome.ok]
     try:
         wait_for(service.runs_dir, run_ids, view.tick, timeout=CANCEL_WAIT_S)  # they checkpoint and end killed

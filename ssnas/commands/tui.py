@@ -18,6 +18,10 @@ from ssnas.runs.service import RunService
 @pass_service
 def tui(service: RunService, poll: float, recipes_dir: str | None) -> None:
     """Live dashboard: runs as they train, their curves, weights, genotypes and logs; launch, kill, tag, compare."""
+    from ssnas.exit_status import InternalError
     from tui.app import SsnasApp
 
-    SsnasApp(service.runs_dir, Path(recipes_dir) if recipes_dir else None, poll_interval=poll).run()
+    app = SsnasApp(service.runs_dir, Path(recipes_dir) if recipes_dir else None, poll_interval=poll)
+    app.run()
+    if app.return_code:  # Textual caught an exception, printed its traceback and closed: a bug, not a quit
+        raise InternalError(f"the dashboard stopped on an exception (Textual's return code {app.return_code})")

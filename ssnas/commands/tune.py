@@ -8,6 +8,7 @@ import signal
 
 import click
 
+from ssnas import exit_status
 from ssnas.commands.common import UserError, pass_service, reports_errors, table
 from ssnas.runs.service import RunService
 
@@ -51,18 +52,23 @@ def tune_command(service: RunService, recipe: str, overrides: tuple[str, ...], s
         raise UserError("ssnas tune needs optuna: pip install 'ssnas[tune]'") from None
 
     request = TuneRequest(recipe, overrides, name, trials, LaunchOptions(max_parallel=max_parallel))
-    previous = {signum: signal.signal(signum, signal.default_int_handler) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
         states = tune(service.runs_dir, request, click.echo)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         click.echo(f"study {name} stopped: its trials in flight go on; the same command continues it", err=True)
-        raise SystemExit(130) from None
+        raise SystemExit(exit_status.interrupted(stop.args[0] if stop.args else signal.SIGINT)) from None
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     _print_study(service, name)
     told = ", ".join(f"{n} {state}" for state, n in states.items())
     click.echo(f"study {name} in Optuna: {sum(states.values())} trial(s), {told}")
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM and SIGHUP stop the tuner as Ctrl-C does, naming the signal for the exit status."""
+    raise KeyboardInterrupt(signum)
 
 
 def _detach(service: RunService, recipe: str, overrides: tuple[str, ...], name: str, trials: int | None,
