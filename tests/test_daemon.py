@@ -64,6 +64,7 @@ def test_a_killed_scheduler_orphans_nothing_the_next_queue_adopts_its_runs(tmp_p
     assert "adopted" in (runs / "scheduler.log").read_text()
 
 
+@pytest.mark.slow  # about 50 s; the test above covers adoption by the next scheduler in the default run
 def test_the_next_run_adopts_what_a_killed_scheduler_left_queued(tmp_path, runs):
     long = tiny_recipe(tmp_path, epochs=150, extra="\n[sweep]\nseed = [0, 1]\n")
     ssnas(runs, "run", str(long), "--detach", "--max-parallel", "1", check=True)

@@ -223,6 +223,7 @@ def test_ssnas_kill_stops_a_ray_run_and_resume_finishes_it(cluster, tmp_path):
     assert "stopped on request" in log and "resuming from step" in log  # one log over both attempts
 
 
+@pytest.mark.slow  # about 40 s: it starts and kills a second node
 def test_a_dead_node_loses_only_its_run_and_rerun_failed_finishes_it(cluster, tmp_path):
     runs = tmp_path / "runs"
     recipe = str(tiny_recipe(tmp_path, epochs=100))

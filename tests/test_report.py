@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from ssnas.cli import main
 from ssnas.commands import report as report_commands
 from ssnas.registry import Registry
-from tests.e2e import RECIPES, TINY, ssnas
+from tests.e2e import RECIPES, TINY, scheduler_pid, ssnas, wait_for
 
 ARMS = ("ssl", "supervised", "bmnas", "random", "linear")
 RATIOS = (0.5, 1.0)
@@ -53,6 +53,7 @@ def sweep(tmp_path_factory):
     runs = folder / "runs"
     done = ssnas(runs, "run", str(recipe), "--max-parallel", "2", check=True)
     group = done.stdout.split()[1].rstrip(":")
+    wait_for(lambda: scheduler_pid(runs) is None)  # else it would start the queued run added below
     with Registry(runs / "registry.db", create=False) as registry:
         config = registry.runs(group=group, stage="finetune", config=True, limit=1)[0]["config"]
         for arm, status in (("ssl", None), ("random", "failed")):  # seed 1 at r = 0.5: queued, and failed
