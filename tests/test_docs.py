@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -81,7 +82,8 @@ BUILDERS = {"README.md": readme_workspace, "docs/cli.md": cli_workspace, "docs/f
 
 
 @pytest.fixture(scope="module")
-def workspaces(tmp_path_factory) -> dict[str, Workspace]:
+def workspaces(tmp_path_factory) -> Iterator[dict[str, Workspace]]:
+    """Built once for the module; at its end, SSNAS_UPDATE_DOCS's outputs are written into the docs."""
     built = {}
     for name, build in BUILDERS.items():
         folder = tmp_path_factory.mktemp(Path(name).stem)
