@@ -228,8 +228,10 @@ def test_a_pipeline_runs_to_finished_as_slurm_jobs_with_rows_and_files_on_the_he
         assert losses and len(events.Scalars("loss/train")) == len(losses)
     folder = SlurmOptions(folder=str(tmp_path / "jobs")).job_folder(runs)
     recorded = {json.loads(path.read_text())["job_id"] for path in (folder / "runs").glob("*.json")}
-    assert len(recorded) == 2 and all((folder / "jobs" / f"{job}_0_result.pkl").is_file() for job in recorded)
-    assert not list((tmp_path / "scratch").glob("ssnas-*"))  # each job's scratch folder went with it
+    assert len(recorded) == 2
+    # a job writes its result and removes its scratch folder after its run has reported the end to the head
+    wait_for(lambda: all((folder / "jobs" / f"{job}_0_result.pkl").is_file() for job in recorded), timeout=30)
+    wait_for(lambda: not list((tmp_path / "scratch").glob("ssnas-*")), timeout=30)  # each job's went with it
 
 
 @pytest.mark.slow
