@@ -47,8 +47,7 @@ def main() -> None:
     parser.add_argument("--recipe", default="recipes/pipeline.toml", help="relative to the repository root")
     parser.add_argument("--record", action="store_true", help="store the median of 'after' and rewrite the docs")
     args = parser.parse_args()
-    if args.record and args.recipe != "recipes/pipeline.toml":
-        parser.error("--record measures the shipped recipe: leave --recipe out")
+    timings.refuse_other_recipes(parser, args)
 
     scratch = Path(tempfile.mkdtemp(prefix="ssnas-pipeline-speed-"))
     worktree = scratch / "before"

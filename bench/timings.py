@@ -183,6 +183,13 @@ def invocation(argv: Sequence[str] | None = None) -> str:
     return shlex.join(["python", str(name), *(arg for arg in argv[1:] if arg != "--record")])
 
 
+def refuse_other_recipes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`--record` stores what the docs quote for the shipped recipe: a figure of another recipe is refused."""
+    shipped = parser.get_default("recipe")
+    if args.record and args.recipe != shipped:
+        parser.error(f"--record measures the shipped {shipped}: leave --recipe out")
+
+
 def publish(figures: Mapping[str, tuple[float, str]], machine: str | None = None, root: Path = ROOT) -> None:
     """For a benchmark's --record: store each figure (key -> value, unit) as measured by this command line,
     then rewrite the docs that quote them."""

@@ -56,8 +56,7 @@ def main() -> int:
     parser.add_argument("--warm-first", action="store_true", help="run the warm variant first (load drifts)")
     parser.add_argument("--record", action="store_true", help="store the figures the docs quote and rewrite them")
     args = parser.parse_args()
-    if args.record and args.recipe != "recipes/paper_synthetic.toml":
-        parser.error("--record measures the shipped paper_synthetic.toml: leave --recipe out")
+    timings.refuse_other_recipes(parser, args)
     overrides = [*([] if args.full else QUICK), *args.overrides]
 
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="ssnas-warm-workers-"))
